@@ -1,0 +1,241 @@
+//! `butd export`: records → the files downstream models read (`docs/formats.md` of the shared
+//! folder describes each as its consumer reads it). Reads every `*.safetensors` record of a
+//! directory in file-name order, one at a time, and writes one output; records without
+//! detections (Caffe's crash record, K = 0) are skipped with a warning.
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use butd_formats::{
+    write_uniter_npz, ButdTsvWriter, FormatError, IdPolicy, LxmertTsvWriter, Record, UniterEntry, UniterLmdbWriter,
+    UniterOptions, VqaHdf5Writer, VqaLayout,
+};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// bottom-up-attention generate_tsv.py: image_id, image_w, image_h, num_boxes, boxes, features
+    ButdTsv,
+    /// LXMERT obj36 TSV: img_id, img_h, img_w, objects_id/conf, attrs_id/conf, num_boxes, boxes, features
+    LxmertTsv,
+    /// UNITER generate_npz.py: one <prefix><id>.npz per image (float16) in the directory OUT
+    UniterNpz,
+    /// UNITER convert_imgdir.py: the img_db LMDB OUT/<db_name> and OUT/nbb_*.json
+    UniterLmdb,
+    /// bottom-up-attention-vqa / ban-vqa HDF5 file OUT and OUT's <stem>_imgid2idx.pkl
+    VqaHdf5,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum IdPolicyArg {
+    /// int-suffix for butd-tsv and vqa-hdf5 (integer ids), stem otherwise; map with --id-map
+    Auto,
+    /// The image file's stem (LXMERT img_id, UNITER names)
+    Stem,
+    /// Trailing digits of the stem: COCO_val2014_000000123456 → 123456
+    IntSuffix,
+    /// Looked up in --id-map
+    Map,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Hdf5Layout {
+    /// bottom-up-attention-vqa: (N, K, D) datasets, every image with the same K
+    Fixed,
+    /// ban-vqa: (total boxes, D) datasets plus pos_boxes (N, 2) int32
+    Adaptive,
+}
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Directory of records (one <image>.safetensors per image), read in file-name order
+    #[arg(long, value_name = "DIR")]
+    records: PathBuf,
+    #[arg(long, value_enum)]
+    format: Format,
+    /// Output file (TSV, HDF5) or directory (uniter-npz: the npz files; uniter-lmdb: the split
+    /// directory that receives <db_name>/ and the nbb file)
+    #[arg(short, long, value_name = "PATH")]
+    output: PathBuf,
+    /// How image ids are derived from image file stems
+    #[arg(long, value_enum, default_value = "auto")]
+    id_policy: IdPolicyArg,
+    /// JSON object {"<image stem>": <id>} for --id-policy map (implies it under auto)
+    #[arg(long, value_name = "JSON")]
+    id_map: Option<PathBuf>,
+    /// TSV: append rows to OUT (generate_tsv.py's 'ab') instead of replacing it atomically
+    #[arg(long)]
+    append: bool,
+    /// UNITER: prefix of the npz names / LMDB keys (generate_npz.py uses "<dataset>_", e.g. nlvr2_)
+    #[arg(long, value_name = "PREFIX", default_value = "")]
+    name_prefix: String,
+    /// UNITER: write entries without soft_labels when records carry no cls_prob (UNITER's
+    /// MRC-kl pre-training reads soft_labels; fine-tuning does not)
+    #[arg(long)]
+    without_soft_labels: bool,
+    /// uniter-lmdb: convert_imgdir.py --conf_th (-1: fixed count, DB feat_numbb<num_bb>)
+    #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
+    conf_th: f64,
+    /// uniter-lmdb: convert_imgdir.py --max_bb
+    #[arg(long, default_value_t = 100)]
+    max_bb: usize,
+    /// uniter-lmdb: convert_imgdir.py --min_bb
+    #[arg(long, default_value_t = 10)]
+    min_bb: usize,
+    /// uniter-lmdb: convert_imgdir.py --num_bb (names the DB when --conf-th -1)
+    #[arg(long, default_value_t = 100)]
+    num_bb: usize,
+    /// uniter-lmdb: convert_imgdir.py --keep_all (no truncation, DB `all`)
+    #[arg(long)]
+    keep_all: bool,
+    /// uniter-lmdb: convert_imgdir.py --compress (npz values, DB name + _compressed)
+    #[arg(long)]
+    compress: bool,
+    /// vqa-hdf5: which converter's layout
+    #[arg(long, value_enum, default_value = "fixed")]
+    hdf5_layout: Hdf5Layout,
+}
+
+/// Where the records go.
+enum Sink {
+    ButdTsv(ButdTsvWriter),
+    LxmertTsv(LxmertTsvWriter),
+    UniterNpz { dir: PathBuf, prefix: String },
+    UniterLmdb { writer: UniterLmdbWriter, prefix: String },
+    VqaHdf5(VqaHdf5Writer),
+}
+
+impl Sink {
+    fn open(args: &Args) -> anyhow::Result<Sink> {
+        let out = &args.output;
+        Ok(match args.format {
+            Format::ButdTsv => Sink::ButdTsv(ButdTsvWriter::create(out, args.append)?),
+            Format::LxmertTsv => Sink::LxmertTsv(LxmertTsvWriter::create(out, args.append)?),
+            Format::UniterNpz => {
+                std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create the directory", out.display()))?;
+                Sink::UniterNpz { dir: out.clone(), prefix: args.name_prefix.clone() }
+            }
+            Format::UniterLmdb => {
+                let options = UniterOptions {
+                    conf_th: args.conf_th,
+                    max_bb: args.max_bb,
+                    min_bb: args.min_bb,
+                    num_bb: args.num_bb,
+                    keep_all: args.keep_all,
+                    compress: args.compress,
+                };
+                Sink::UniterLmdb { writer: UniterLmdbWriter::create(out, options)?, prefix: args.name_prefix.clone() }
+            }
+            Format::VqaHdf5 => Sink::VqaHdf5(VqaHdf5Writer::create(
+                out,
+                match args.hdf5_layout {
+                    Hdf5Layout::Fixed => VqaLayout::Fixed,
+                    Hdf5Layout::Adaptive => VqaLayout::Adaptive,
+                },
+            )?),
+        })
+    }
+
+    fn write(&mut self, r: &Record, without_soft_labels: bool) -> anyhow::Result<()> {
+        let uniter = |prefix: &str| -> anyhow::Result<UniterEntry> {
+            if r.soft_labels.is_none() && !without_soft_labels {
+                bail!("no cls_prob for UNITER's soft_labels (records written with activations have it); pass --without-soft-labels to omit them");
+            }
+            UniterEntry::from_record(r, prefix).map_err(anyhow::Error::msg)
+        };
+        match self {
+            Sink::ButdTsv(w) => w.write(r)?,
+            Sink::LxmertTsv(w) => w.write(r)?,
+            Sink::UniterNpz { dir, prefix } => {
+                write_uniter_npz(dir, &uniter(prefix)?)?;
+            }
+            Sink::UniterLmdb { writer, prefix } => writer.add(&uniter(prefix)?)?,
+            Sink::VqaHdf5(w) => w.write(r)?,
+        }
+        Ok(())
+    }
+
+    /// Completes the output; returns the paths written.
+    fn finish(self) -> anyhow::Result<Vec<PathBuf>> {
+        Ok(match self {
+            Sink::ButdTsv(w) => vec![w.finish()?.commit()?],
+            Sink::LxmertTsv(w) => vec![w.finish()?.commit()?],
+            Sink::UniterNpz { dir, .. } => vec![dir],
+            Sink::UniterLmdb { writer, .. } => vec![writer.finish()?],
+            Sink::VqaHdf5(w) => {
+                let (h5, index) = w.finish()?;
+                vec![h5, index]
+            }
+        })
+    }
+}
+
+/// The `*.safetensors` files directly in `dir`, sorted by name.
+fn record_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let entries = std::fs::read_dir(dir).with_context(|| format!("{}: cannot list the records", dir.display()))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry.with_context(|| format!("{}: cannot list the records", dir.display()))?.path();
+        if path.extension().is_some_and(|e| e == "safetensors") && path.is_file() {
+            files.push(path);
+        }
+    }
+    files.sort();
+    if files.is_empty() {
+        bail!("{}: no *.safetensors records", dir.display());
+    }
+    Ok(files)
+}
+
+fn id_policy(args: &Args) -> anyhow::Result<IdPolicy> {
+    let needs_int = matches!(args.format, Format::ButdTsv | Format::VqaHdf5);
+    Ok(match (args.id_policy, &args.id_map) {
+        (IdPolicyArg::Map | IdPolicyArg::Auto, Some(map)) => IdPolicy::load_map(map)?,
+        (IdPolicyArg::Map, None) => bail!("--id-policy map needs --id-map FILE"),
+        (_, Some(_)) => bail!("--id-map is only used with --id-policy map (or auto)"),
+        (IdPolicyArg::Stem, None) => IdPolicy::Stem,
+        (IdPolicyArg::IntSuffix, None) => IdPolicy::IntSuffix,
+        (IdPolicyArg::Auto, None) if needs_int => IdPolicy::IntSuffix,
+        (IdPolicyArg::Auto, None) => IdPolicy::Stem,
+    })
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.append && !matches!(args.format, Format::ButdTsv | Format::LxmertTsv) {
+        bail!("--append applies to the TSV formats only");
+    }
+    let files = record_files(&args.records)?;
+    let policy = id_policy(&args)?;
+    let mut sink = Sink::open(&args)?;
+    let bar = ProgressBar::new(files.len() as u64).with_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} records, {elapsed} (eta {eta})")
+            .expect("static progress template"),
+    );
+    let (mut written, mut skipped) = (0usize, 0usize);
+    for file in &files {
+        match Record::read_safetensors(file, &policy) {
+            Ok(record) => {
+                sink.write(&record, args.without_soft_labels).with_context(|| format!("{}", file.display()))?;
+                written += 1;
+            }
+            Err(e @ FormatError::NoDetections { .. }) => {
+                bar.suspend(|| eprintln!("warning: skipped {e}"));
+                skipped += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    if written == 0 {
+        bail!("{}: no record with detections to export", args.records.display());
+    }
+    let outputs = sink.finish()?;
+    let outputs: Vec<String> = outputs.iter().map(|p| p.display().to_string()).collect();
+    eprintln!(
+        "exported {written} image(s){} to {}",
+        if skipped > 0 { format!(" ({skipped} without detections skipped)") } else { String::new() },
+        outputs.join(" and ")
+    );
+    Ok(ExitCode::SUCCESS)
+}

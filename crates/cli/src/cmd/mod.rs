@@ -1,0 +1,6 @@
+pub mod convert;
+pub mod diff;
+pub mod export;
+pub mod extract;
+pub mod inspect;
+pub mod verify;

@@ -1,0 +1,35 @@
+use std::path::PathBuf;
+
+/// Every error names the file it concerns and, where there is one, the line, entry or tensor.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    /// A record file that is not what `butd extract` writes (missing or malformed tensor,
+    /// metadata, or an image id the id policy cannot give).
+    #[error("{path}: {message}")]
+    Record { path: PathBuf, message: String },
+    /// A record without detections: the golden crash record (Caffe died before `rois`
+    /// reached the heads) or zero kept boxes. No downstream format can hold it.
+    #[error("{path}: no detections ({reason})")]
+    NoDetections { path: PathBuf, reason: String },
+    /// A file being read that breaks its format; `at` says where (line, entry, dataset).
+    #[error("{path}: {at}: {message}")]
+    Parse { path: PathBuf, at: String, message: String },
+    /// A record the target format cannot hold as its consumer expects.
+    #[error("{path}: image {image_id}: {message}")]
+    Unsupported { path: PathBuf, image_id: String, message: String },
+    #[error("{path}: LMDB: {source}")]
+    Lmdb { path: PathBuf, source: heed::Error },
+}
+
+impl FormatError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| FormatError::Io { path, source }
+    }
+
+    pub(crate) fn parse(path: impl Into<PathBuf>, at: impl Into<String>, message: impl Into<String>) -> Self {
+        FormatError::Parse { path: path.into(), at: at.into(), message: message.into() }
+    }
+}

@@ -1,0 +1,40 @@
+//! The region-feature files that downstream models read, written from and read back into butd
+//! records (`shared/docs/formats.md` describes each format as its consumer reads it):
+//!
+//! | format | writer | reader | consumer |
+//! |---|---|---|---|
+//! | BUTD TSV | [`ButdTsvWriter`] | [`ButdTsvReader`] → [`Record`] | bottom-up-attention `read_tsv.py`, VQA converters |
+//! | LXMERT obj36 TSV | [`LxmertTsvWriter`] | [`LxmertTsvReader`] → [`Record`] | LXMERT `load_obj_tsv` |
+//! | UNITER npz | [`write_uniter_npz`] | [`read_uniter_npz`] → [`UniterEntry`] | UNITER `convert_imgdir.py` |
+//! | UNITER img_db (LMDB) | [`UniterLmdbWriter`] | [`UniterLmdbReader`] → [`UniterEntry`] | UNITER/VILLA `DetectFeatLmdb` |
+//! | VQA HDF5 (fixed 36 / adaptive) | [`VqaHdf5Writer`] | [`VqaHdf5`] → [`VqaImage`] | bottom-up-attention-vqa, ban-vqa |
+//!
+//! The TSVs hold everything a [`Record`] has, so their readers give records back. UNITER and the
+//! VQA HDF5 drop information (image size, raw boxes, precision), so their readers give the
+//! consumer's view ([`UniterEntry`], [`VqaImage`]) and the same type is built from a record
+//! ([`UniterEntry::from_record`], [`VqaImage::from_record`]) for comparison.
+//!
+//! Every writer takes one record at a time and every reader streams, so a COCO-sized TSV
+//! (~50 GB) is never held in memory.
+mod error;
+mod fs;
+mod hdf5;
+mod npy;
+mod record;
+mod tsv;
+mod uniter;
+mod vqa;
+
+pub use error::FormatError;
+pub use hdf5::{lookup3, Hdf5Dataset, Hdf5Dtype};
+pub use record::int_suffix;
+pub use npy::{npy_bytes, parse_npy, read_npz, write_npz, NdArray, NpyDtype};
+pub use record::{IdPolicy, Record};
+pub use tsv::{ButdTsvReader, ButdTsvWriter, LxmertTsvReader, LxmertTsvWriter, TsvFile, BUTD_FIELDS, LXMERT_FIELDS};
+pub use uniter::{
+    compute_nbb, python_float_str, read_uniter_npz, uniter_db_name, write_uniter_npz,
+    UniterEntry, UniterLmdbReader, UniterLmdbWriter, UniterOptions,
+};
+pub use vqa::{
+    imgid2idx_path, normalized_box, read_vqa_hdf5, VqaHdf5, VqaHdf5Writer, VqaImage, VqaLayout,
+};

@@ -1,0 +1,266 @@
+//! Computing the planned tensors and writing them as one safetensors file.
+//!
+//! The file is written once, front to back, in target order: header, then each tensor's bytes
+//! straight after the previous one's. A plain copy of a packed f32 blob goes from the model's
+//! memory map to the file with no intermediate buffer; transformed tensors are built as
+//! `ndarray` arrays (views where the transform allows) and streamed out. The file appears
+//! atomically: it is written under a temporary name in the destination directory and renamed
+//! over the destination only when complete (not fsynced: a crash may lose the new file, never
+//! expose half of one).
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use butd_caffe::{BlobDtype, CaffeModel};
+use half::f16;
+use ndarray::{ArrayD, IxDyn};
+
+use crate::error::{Error, Result};
+use crate::manifest::Dtype;
+use crate::plan::{Output, Plan, Source};
+use crate::spec::{Mapping, RuleSource};
+
+/// How float tensors are stored in the output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FloatDtype {
+    #[default]
+    F32,
+    /// Rounded to nearest f16 when written.
+    F16,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    pub float: FloatDtype,
+    /// Extra `__metadata__` entries (besides `format = pt`).
+    pub metadata: Vec<(String, String)>,
+}
+
+/// What was written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Written {
+    pub tensors: usize,
+    pub bytes: u64,
+}
+
+/// A computed tensor.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Tensor {
+    F32(ArrayD<f32>),
+    I64(ArrayD<i64>),
+}
+
+impl Plan {
+    /// Computes one output in memory (for tests and for callers that want arrays, not files).
+    pub fn tensor(&self, mapping: &Mapping, model: &CaffeModel, out: &Output) -> Tensor {
+        match &out.source {
+            Source::Const(ri) => {
+                let RuleSource::Const { value, .. } = &mapping.rules[*ri].source else {
+                    unreachable!("a Const source comes from a const rule")
+                };
+                let shape = IxDyn(&value.shape);
+                if value.dtype == Dtype::I64 {
+                    let v = value.values.iter().map(|&x| x as i64).collect();
+                    return Tensor::I64(
+                        ArrayD::from_shape_vec(shape, v).expect("shape checked at parse"),
+                    );
+                }
+                let v = value.values.iter().map(|&x| x as f32).collect();
+                let x = ArrayD::from_shape_vec(shape, v).expect("shape checked at parse");
+                Tensor::F32(apply_ops(out, model, x))
+            }
+            Source::Blob(id) => {
+                let blob = &model.layers()[id.layer].blobs[id.blob];
+                let x = ArrayD::from_shape_vec(IxDyn(&out.source_shape), model.to_vec_f32(blob))
+                    .expect("planned shape has the blob's element count");
+                Tensor::F32(apply_ops(out, model, x))
+            }
+        }
+    }
+
+    /// Writes every output to `path` as safetensors, in plan order. Refuses a plan with
+    /// problems (`Error::Strict`). `mapping` and `model` must be the ones the plan was made from.
+    pub fn write_safetensors(
+        &self,
+        mapping: &Mapping,
+        model: &CaffeModel,
+        path: &Path,
+        options: &WriteOptions,
+    ) -> Result<Written> {
+        self.check()?;
+        let io = |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let prefix = format!(".{name}.");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".tmp");
+        // Like File::create (0666 less the umask), not tempfile's private 0600.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
+        let tmp = builder.tempfile_in(dir).map_err(io)?;
+        let (header, data_len) = self.header(options);
+        let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file());
+        w.write_all(&(header.len() as u64).to_le_bytes())
+            .map_err(io)?;
+        w.write_all(header.as_bytes()).map_err(io)?;
+        let mut scratch = Vec::new();
+        let mut bytes = Vec::new();
+        for out in &self.outputs {
+            self.write_one(
+                mapping,
+                model,
+                out,
+                options.float,
+                &mut w,
+                &mut scratch,
+                &mut bytes,
+            )
+            .map_err(io)?;
+        }
+        w.flush().map_err(io)?;
+        drop(w);
+        let total = 8 + header.len() as u64 + data_len;
+        let len = tmp.as_file().metadata().map_err(io)?.len();
+        if len != total {
+            let e = std::io::Error::other(format!("wrote {len} bytes, expected {total}"));
+            return Err(io(e));
+        }
+        tmp.persist(path).map_err(|e| io(e.error))?;
+        Ok(Written {
+            tensors: self.outputs.len(),
+            bytes: total,
+        })
+    }
+
+    /// The JSON header, padded with spaces to a multiple of 8 bytes (so data starts aligned),
+    /// and the total data length. Keys appear in plan order, data in the same order.
+    fn header(&self, options: &WriteOptions) -> (String, u64) {
+        let q = |s: &str| serde_json::to_string(s).expect("strings serialise");
+        let mut meta = vec![("format".to_string(), "pt".to_string())];
+        meta.extend(options.metadata.iter().cloned());
+        let meta: Vec<String> = meta
+            .iter()
+            .map(|(k, v)| format!("{}:{}", q(k), q(v)))
+            .collect();
+        let mut h = format!("{{\"__metadata__\":{{{}}}", meta.join(","));
+        let mut offset = 0u64;
+        for out in &self.outputs {
+            let dtype = written_dtype(&out.dtype, options.float);
+            let n: usize = out.shape.iter().product();
+            let end = offset + (n * dtype.size().expect("written dtypes have a size")) as u64;
+            let shape: Vec<String> = out.shape.iter().map(ToString::to_string).collect();
+            h.push_str(&format!(
+                ",{}:{{\"dtype\":\"{}\",\"shape\":[{}],\"data_offsets\":[{offset},{end}]}}",
+                q(&out.key),
+                dtype.safetensors_name(),
+                shape.join(",")
+            ));
+            offset = end;
+        }
+        h.push('}');
+        while h.len() % 8 != 0 {
+            h.push(' ');
+        }
+        (h, offset)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_one(
+        &self,
+        mapping: &Mapping,
+        model: &CaffeModel,
+        out: &Output,
+        float: FloatDtype,
+        w: &mut impl Write,
+        scratch: &mut Vec<f32>,
+        bytes: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        if let (Source::Blob(id), true) = (&out.source, out.ops.is_empty()) {
+            let blob = &model.layers()[id.layer].blobs[id.blob];
+            if float == FloatDtype::F32 && blob.dtype == BlobDtype::F32 {
+                if let Some(raw) = model.data_bytes(blob) {
+                    // Caffe stores little-endian f32, as safetensors does: copy the bytes.
+                    return w.write_all(raw);
+                }
+            }
+            scratch.resize(blob.len(), 0.0);
+            model.read_f32(blob, scratch);
+            return write_floats(w, scratch, float, bytes);
+        }
+        match self.tensor(mapping, model, out) {
+            Tensor::I64(x) => {
+                bytes.clear();
+                x.iter()
+                    .for_each(|v| bytes.extend_from_slice(&v.to_le_bytes()));
+                w.write_all(bytes)
+            }
+            Tensor::F32(x) => match x.as_slice() {
+                Some(s) => write_floats(w, s, float, bytes),
+                None => write_floats(w, &x.iter().copied().collect::<Vec<_>>(), float, bytes),
+            },
+        }
+    }
+}
+
+fn written_dtype(dtype: &Dtype, float: FloatDtype) -> Dtype {
+    match (dtype, float) {
+        (Dtype::F32, FloatDtype::F16) => Dtype::F16,
+        (d, _) => d.clone(),
+    }
+}
+
+fn apply_ops(out: &Output, model: &CaffeModel, x: ArrayD<f32>) -> ArrayD<f32> {
+    out.ops.iter().fold(x, |x, op| {
+        let factor = op.factor.map(|id| {
+            let blob = &model.layers()[id.layer].blobs[id.blob];
+            let mut v = [0.0f32];
+            model.read_f32(blob, &mut v);
+            v[0]
+        });
+        op.step.apply(x, factor)
+    })
+}
+
+/// Little-endian f32 or f16 values: f32 on a little-endian machine is written as it lies in
+/// memory; otherwise values are converted in 1 MiB pieces.
+fn write_floats(
+    w: &mut impl Write,
+    values: &[f32],
+    float: FloatDtype,
+    bytes: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    if float == FloatDtype::F32 && cfg!(target_endian = "little") {
+        return w.write_all(native_bytes(values));
+    }
+    for chunk in values.chunks(1 << 18) {
+        bytes.clear();
+        match float {
+            FloatDtype::F32 => chunk
+                .iter()
+                .for_each(|v| bytes.extend_from_slice(&v.to_le_bytes())),
+            FloatDtype::F16 => chunk
+                .iter()
+                .for_each(|&v| bytes.extend_from_slice(&f16::from_f32(v).to_le_bytes())),
+        }
+        w.write_all(bytes)?;
+    }
+    Ok(())
+}
+
+/// The in-memory bytes of `values` (native byte order).
+fn native_bytes(values: &[f32]) -> &[u8] {
+    // SAFETY: f32 has no padding bytes and u8 has alignment 1; the slice covers exactly the
+    // memory of `values` and borrows it for the same lifetime.
+    unsafe {
+        std::slice::from_raw_parts(values.as_ptr().cast::<u8>(), std::mem::size_of_val(values))
+    }
+}

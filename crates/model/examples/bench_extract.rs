@@ -1,0 +1,157 @@
+//! CPU benchmark of the reference network on the golden images (warm model):
+//!
+//! ```text
+//! cargo run --release -p butd-model --example bench_extract [-- --roi-chunk 16,32,64 --repeat 1 IMAGE…]
+//! ```
+//!
+//! Prints seconds per image, the network's FLOPs counted from the layer shapes, the achieved
+//! GFLOP/s, a large f32 matmul's GFLOP/s in the same libtorch (the machine's practical peak),
+//! and the peak RSS (VmHWM), next to the Caffe figures recorded in `shared/golden/index.json`
+//! and the Hugging Face FRCNN's (18.0 s, 2.8 GB for a 600×900 image, whole process).
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::time::Instant;
+
+use butd_model::detector::{default_roi_chunk, DetectOptions, Detector};
+use tch::{Device, Kind, Tensor};
+
+/// The HF FRCNN on a 600×900 image, whole process (issue #4's yardstick).
+const HF_SECONDS: f64 = 18.0;
+const HF_PEAK_GB: f64 = 2.8;
+
+/// CPU time (user + system) of this process so far, in seconds: on a shared machine a
+/// steadier figure than wall time.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0 // USER_HZ is 100 on Linux
+}
+
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// GFLOP/s of an n×n×n f32 matmul, best of a few runs.
+fn matmul_gflops(n: i64) -> f64 {
+    let a = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
+    let b = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
+    let _ = a.matmul(&b); // warm-up
+    (0..3)
+        .map(|_| {
+            let t = Instant::now();
+            let c = a.matmul(&b);
+            let dt = t.elapsed().as_secs_f64();
+            drop(c);
+            2.0 * (n * n * n) as f64 / dt / 1e9
+        })
+        .fold(0.0, f64::max)
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let mut roi_chunks: Vec<Option<usize>> = vec![None];
+    let mut repeat = 1usize;
+    let mut images: Vec<String> = Vec::new();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--roi-chunk" => {
+                let list = args.next().expect("--roi-chunk N[,N…]");
+                roi_chunks = list.split(',').map(|n| n.parse().map(Some)).collect::<Result<_, _>>()?;
+            }
+            "--repeat" => repeat = args.next().expect("--repeat N").parse()?,
+            _ => images.push(arg),
+        }
+    }
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(support::golden_dir().join("index.json"))?)?;
+    let caffe: Vec<&serde_json::Value> = index["images"].as_array().unwrap().iter().collect();
+    if images.is_empty() {
+        images = caffe
+            .iter()
+            .filter(|e| e["num_rois"].as_u64().unwrap_or(0) > 0)
+            .map(|e| e["image"].as_str().unwrap().to_string())
+            .collect();
+    }
+
+    let weights = support::synthetic_hf_weights();
+    let load = Instant::now();
+    let detector = Detector::load(&weights, Device::Cpu)?;
+    eprintln!(
+        "loaded {} in {:.1} s; {} intra-op threads",
+        weights.display(),
+        load.elapsed().as_secs_f64(),
+        tch::get_num_threads()
+    );
+    let decode = |name: &str| butd_preprocess::decode_file(&support::golden_dir().join("images").join(name));
+    detector.detect(&decode(&images[0])?, &DetectOptions::default())?; // warm-up
+
+    println!(
+        "{:<20} {:>6} {:>9} {:>4} {:>8} {:>8} {:>9} {:>8} {:>9}",
+        "image", "chunk", "net H×W", "R", "s/image", "CPU s", "GFLOP", "GFLOP/s", "Caffe s"
+    );
+    let (mut total_s, mut total_flop, mut runs) = (0.0, 0.0, 0usize);
+    for name in &images {
+        let image = decode(name)?;
+        for &roi_chunk in &roi_chunks {
+            let opts = DetectOptions { roi_chunk, ..DetectOptions::default() };
+            let (mut best, mut best_cpu) = (f64::INFINITY, f64::INFINITY);
+            let mut detection = None;
+            for _ in 0..repeat {
+                let (t, cpu) = (Instant::now(), cpu_seconds());
+                detection = Some(detector.detect(&image, &opts)?);
+                best = best.min(t.elapsed().as_secs_f64());
+                best_cpu = best_cpu.min(cpu_seconds() - cpu);
+            }
+            let d = detection.unwrap();
+            let flop = detector.flops(d.net_h, d.net_w, d.rois.len()).total() as f64;
+            let caffe_s = caffe
+                .iter()
+                .find(|e| e["image"] == name.as_str())
+                .and_then(|e| e["caffe_forward_s"].as_f64())
+                .map_or("-".into(), |s| format!("{s:.1}"));
+            let chunk = roi_chunk.unwrap_or_else(|| default_roi_chunk(Device::Cpu));
+            println!(
+                "{name:<20} {chunk:>6} {:>9} {:>4} {best:>8.2} {best_cpu:>8.2} {:>9.1} {:>8.1} {caffe_s:>9}",
+                format!("{}×{}", d.net_h, d.net_w),
+                d.rois.len(),
+                flop / 1e9,
+                flop / best / 1e9
+            );
+            total_s += best;
+            total_flop += flop;
+            runs += 1;
+        }
+    }
+    let net_gflops = total_flop / total_s / 1e9;
+    let peak = matmul_gflops(4096);
+    let example = detector.flops(600, 800, 300);
+    println!(
+        "\nFLOPs for a 600×800 input with 300 rois: {:.2} TFLOP (trunk {:.0} G, RPN {:.0} G, res5 {:.0} G, heads {:.1} G)",
+        example.total() as f64 / 1e12,
+        example.trunk as f64 / 1e9,
+        example.rpn as f64 / 1e9,
+        example.res5 as f64 / 1e9,
+        example.heads as f64 / 1e9
+    );
+    println!(
+        "network: {net_gflops:.1} GFLOP/s over {runs} runs ({:.2} s/image); f32 matmul 4096³: {peak:.1} GFLOP/s; \
+         network/peak = {:.0} % (goal ≥ 70 %)",
+        total_s / runs as f64,
+        100.0 * net_gflops / peak
+    );
+    if let Some(mb) = peak_rss_mb() {
+        println!(
+            "peak RSS (VmHWM) {:.2} GB (goal ≤ 3 GB; Caffe 6.2–13.2 GB per image, HF FRCNN {HF_PEAK_GB} GB and {HF_SECONDS} s for 600×900)",
+            mb / 1024.0
+        );
+    }
+    Ok(())
+}

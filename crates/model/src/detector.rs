@@ -1,0 +1,309 @@
+//! The whole test-time pipeline for one image, as `generate_tsv.py` runs it: preprocessing
+//! (§1) → trunk (§2.1) → RPN (§2.3) → proposal layer (§3, host) → ROI pooling (§4.1) → res5 and
+//! heads (§4.2–§5) → generate_tsv's selection and LXMERT's labels (§6, host).
+//!
+//! Tensors stay on the detector's device; the only host copies are the explicit ones: the RPN
+//! blobs for the proposal layer, `cls_prob`/`attr_prob`/`pool5_flat` for the selection, and the
+//! dumped activations.
+
+use std::path::{Path, PathBuf};
+
+use butd_preprocess::{net_input, ImageBgr};
+use tch::{Device, Kind, Tensor};
+
+use crate::heads::{Heads, NUM_ATTRIBUTES, NUM_CLASSES, POOL5_CHANNELS};
+use crate::nms::BoxF32;
+use crate::proposals::{proposal_layer, ProposalConfig, ProposalStats};
+use crate::roi_pool::{roi_bins, RoiPooler};
+use crate::rpn::Rpn;
+use crate::select::{argmax_skip_first, select_boxes, unscale_boxes, SelectConfig, Selection};
+use crate::trunk::Trunk;
+use crate::weights::{Weights, WeightsError};
+
+/// Per-image settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectOptions {
+    pub proposals: ProposalConfig,
+    pub select: SelectConfig,
+    /// Keep the intermediate blobs (golden names) in [`Detection::activations`].
+    pub dump_activations: bool,
+    /// Rois per res5 batch; `None` picks [`default_roi_chunk`] for the device. Only memory and
+    /// speed depend on it, not the values.
+    pub roi_chunk: Option<usize>,
+}
+
+impl Default for DetectOptions {
+    fn default() -> Self {
+        DetectOptions {
+            proposals: ProposalConfig::default(),
+            select: SelectConfig::default(),
+            dump_activations: false,
+            roi_chunk: None,
+        }
+    }
+}
+
+/// Rois per res5 batch: on the CPU a small batch keeps the activations (≈ 10 MB per roi) in
+/// cache and peak memory low at no cost in speed (measured by `examples/bench_extract.rs`); on
+/// CUDA all 300 rois in one batch (≈ 3 GB).
+pub fn default_roi_chunk(device: Device) -> usize {
+    match device {
+        Device::Cpu => 32,
+        _ => 300,
+    }
+}
+
+/// Why one image has no record. The run goes on with the next image.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    #[error(transparent)]
+    Preprocess(#[from] butd_preprocess::Error),
+    #[error("network input {net_h}×{net_w} is too small (each side must be at least {MIN_NET_SIDE} pixels)")]
+    InputTooSmall { net_h: usize, net_w: usize },
+    #[error(
+        "no proposals: all {num_anchors} RPN boxes are smaller than the minimum size \
+         16·im_scale = {min_size} network pixels after clipping (Caffe crashes on such an image)"
+    )]
+    NoProposals { num_anchors: usize, min_size: f32 },
+    #[error("torch: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+/// Below this the first convolution's output has a single row or column, where libtorch's and
+/// Caffe's ceil-mode pooling sizes part ([`crate::trunk::caffe_ceil_pool_size`]).
+pub const MIN_NET_SIDE: usize = 3;
+
+/// The blobs that `--dump-activations` writes, under their golden names, on the CPU.
+pub struct Activations {
+    /// (H, W, 3) u8: the decoded image.
+    pub image_bgr: Tensor,
+    /// (1, 3, H′, W′).
+    pub data: Tensor,
+    /// (1, 1024, h, w).
+    pub res4b22: Tensor,
+    /// (1, 24, h, w).
+    pub rpn_cls_prob_reshape: Tensor,
+    /// (1, 48, h, w).
+    pub rpn_bbox_pred: Tensor,
+    /// (R, 2048).
+    pub pool5_flat: Tensor,
+    /// (R, 1601).
+    pub cls_prob: Tensor,
+    /// (R) f32 class indices, as Caffe's ArgMax top.
+    pub predicted_cls: Tensor,
+    /// (R, 401).
+    pub attr_prob: Tensor,
+}
+
+/// Everything generate_tsv (+ LXMERT's fields) writes for one image.
+pub struct Detection {
+    pub orig_h: usize,
+    pub orig_w: usize,
+    pub net_h: usize,
+    pub net_w: usize,
+    /// `im_scale` in f64 as `_get_image_blob` computes it (§1.3).
+    pub im_scale: f64,
+    /// `[H′, W′, f32(im_scale)]`.
+    pub im_info: [f32; 3],
+    pub feat_h: usize,
+    pub feat_w: usize,
+    /// Proposal-layer output, `[x1, y1, x2, y2]` in network-input pixels (Caffe's
+    /// `rois[:, 1:5]`), R ≤ 300.
+    pub rois: Vec<BoxF32>,
+    pub proposal_stats: ProposalStats,
+    /// `max_conf` (R), `keep` (K) and the branch of §6.3.
+    pub selection: Selection,
+    /// `(rois / im_scale)[keep]` in f32, original-image pixels (the TSV boxes).
+    pub boxes: Vec<BoxF32>,
+    /// `pool5_flat[keep]`, K × 2048 row-major (the TSV features).
+    pub features: Vec<f32>,
+    pub objects_id: Vec<i64>,
+    pub objects_conf: Vec<f32>,
+    pub attrs_id: Vec<i64>,
+    pub attrs_conf: Vec<f32>,
+    pub activations: Option<Activations>,
+}
+
+/// The reference network, loaded once and run per image.
+pub struct Detector {
+    device: Device,
+    weights_path: PathBuf,
+    trunk: Trunk,
+    rpn: Rpn,
+    heads: Heads,
+}
+
+/// Makes float32 mean float32 on CUDA (§2: no TF32 existed when the model ran): sets
+/// `NVIDIA_TF32_OVERRIDE=0`, which cuBLAS and cuDNN read when they initialise, unless the user
+/// set it already; and turns cuDNN's benchmark mode (which picks algorithms by timing, so
+/// possibly differently from run to run) off. tch exposes no switch for PyTorch's
+/// `allow_tf32` flags, so the environment variable is the lever; it must be in place before the
+/// first CUDA call of the process, which is why [`Detector::load`] does this first.
+/// On the CPU it only sets the number of intra-op threads to the available cores.
+pub fn configure_exact_math(device: Device) {
+    if device.is_cuda() {
+        if std::env::var_os("NVIDIA_TF32_OVERRIDE").is_none() {
+            std::env::set_var("NVIDIA_TF32_OVERRIDE", "0");
+        }
+        tch::Cuda::cudnn_set_benchmark(false);
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    tch::set_num_threads(cores as i32);
+}
+
+impl Detector {
+    /// Loads a safetensors file in the HF FRCNN layout (as `butd convert` writes it with
+    /// `mappings/caffe-to-hf-frcnn.toml`) onto `device`. Fails on a missing, misshapen or
+    /// unexpected tensor, naming the file and the key.
+    pub fn load(weights: &Path, device: Device) -> Result<Detector, WeightsError> {
+        configure_exact_math(device);
+        let _no_grad = tch::no_grad_guard();
+        let file = Weights::open(weights)?;
+        let root = file.root();
+        let trunk = Trunk::load(&root.sub("backbone"), device)?;
+        let rpn = Rpn::load(&root.sub("proposal_generator"), device)?;
+        let heads = Heads::load(&root.sub("roi_heads"), device)?;
+        file.check_all_used()?;
+        Ok(Detector { device, weights_path: weights.to_path_buf(), trunk, rpn, heads })
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    pub fn weights_path(&self) -> &Path {
+        &self.weights_path
+    }
+
+    /// Runs the whole pipeline on one decoded image.
+    pub fn detect(&self, image: &ImageBgr, opts: &DetectOptions) -> Result<Detection, DetectError> {
+        let _no_grad = tch::no_grad_guard();
+        let input = net_input(image)?;
+        let (net_h, net_w) = (input.height, input.width);
+        if net_h < MIN_NET_SIDE || net_w < MIN_NET_SIDE {
+            return Err(DetectError::InputTooSmall { net_h, net_w });
+        }
+        let im_info = input.im_info();
+        let data = Tensor::from_slice(&input.data)
+            .view([1, 3, net_h as i64, net_w as i64])
+            .to_device(self.device);
+
+        let res4b22 = self.trunk.forward(&data);
+        let (feat_h, feat_w) = (res4b22.size()[2] as usize, res4b22.size()[3] as usize);
+        let rpn = self.rpn.forward(&res4b22);
+        let fg = to_host_f32(&rpn.cls_prob_reshape.narrow(1, 12, 12));
+        let deltas = to_host_f32(&rpn.bbox_pred);
+        let proposals = proposal_layer(&fg, &deltas, feat_h, feat_w, im_info, &opts.proposals);
+        if proposals.rois.is_empty() {
+            return Err(DetectError::NoProposals {
+                num_anchors: proposals.stats.num_anchors,
+                min_size: proposals.stats.min_size_threshold,
+            });
+        }
+        let rois = proposals.rois;
+
+        let bins = rois.iter().map(|r| roi_bins(r, feat_h as i64, feat_w as i64)).collect();
+        let pooler = RoiPooler::new(&res4b22, bins);
+        let chunk = opts.roi_chunk.unwrap_or_else(|| default_roi_chunk(self.device)).max(1);
+        let pool5: Vec<Tensor> = (0..rois.len())
+            .step_by(chunk)
+            .map(|start| {
+                let range = start..(start + chunk).min(rois.len());
+                self.heads.pool5(&pooler.pool(range))
+            })
+            .collect();
+        drop(pooler);
+        let pool5_flat = Tensor::cat(&pool5, 0);
+        let heads = self.heads.classify(&pool5_flat);
+
+        let cls_prob = to_host_f32(&heads.cls_prob);
+        let attr_prob = to_host_f32(&heads.attr_prob);
+        let unscaled = unscale_boxes(&rois, input.scale);
+        let selection = select_boxes(&unscaled, &cls_prob, NUM_CLASSES as usize, &opts.select);
+        let keep = &selection.keep;
+        let (objects_id, objects_conf) = argmax_skip_first(&cls_prob, NUM_CLASSES as usize, keep);
+        let (attrs_id, attrs_conf) = argmax_skip_first(&attr_prob, NUM_ATTRIBUTES as usize, keep);
+        let keep_index = Tensor::from_slice(&keep.iter().map(|&k| k as i64).collect::<Vec<_>>())
+            .to_device(self.device);
+        let features = to_host_f32(&pool5_flat.index_select(0, &keep_index));
+        debug_assert_eq!(features.len(), keep.len() * POOL5_CHANNELS as usize);
+        let boxes = keep.iter().map(|&k| unscaled[k]).collect();
+
+        let activations = opts.dump_activations.then(|| {
+            let cpu = |t: &Tensor| t.to_device(Device::Cpu).contiguous();
+            Activations {
+                image_bgr: Tensor::from_slice(&image.data).view([
+                    image.height as i64,
+                    image.width as i64,
+                    3,
+                ]),
+                data: cpu(&data),
+                res4b22: cpu(&res4b22),
+                rpn_cls_prob_reshape: cpu(&rpn.cls_prob_reshape),
+                rpn_bbox_pred: cpu(&rpn.bbox_pred),
+                pool5_flat: cpu(&pool5_flat),
+                cls_prob: cpu(&heads.cls_prob),
+                predicted_cls: cpu(&heads.predicted_cls).to_kind(Kind::Float),
+                attr_prob: cpu(&heads.attr_prob),
+            }
+        });
+
+        Ok(Detection {
+            orig_h: image.height,
+            orig_w: image.width,
+            net_h,
+            net_w,
+            im_scale: input.scale,
+            im_info,
+            feat_h,
+            feat_w,
+            rois,
+            proposal_stats: proposals.stats,
+            selection,
+            boxes,
+            features,
+            objects_id,
+            objects_conf,
+            attrs_id,
+            attrs_conf,
+            activations,
+        })
+    }
+
+    /// Floating-point operations (2 per multiply-accumulate) of the convolutions and fully
+    /// connected layers for an `net_h`×`net_w` input and `num_rois` rois, counted from the layer
+    /// shapes (pooling, ReLU, sums and softmax are left out: they are < 0.1 %).
+    pub fn flops(&self, net_h: usize, net_w: usize, num_rois: usize) -> NetworkFlops {
+        let (trunk, feat_h, feat_w) = self.trunk.macs(net_h as i64, net_w as i64);
+        let rpn = self.rpn.macs(feat_h, feat_w);
+        let (res5, heads) = self.heads.macs_per_roi();
+        let r = num_rois as i64;
+        NetworkFlops {
+            trunk: 2 * trunk as u64,
+            rpn: 2 * rpn as u64,
+            res5: 2 * (res5 * r) as u64,
+            heads: 2 * (heads * r) as u64,
+        }
+    }
+}
+
+/// [`Detector::flops`] by part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NetworkFlops {
+    pub trunk: u64,
+    pub rpn: u64,
+    pub res5: u64,
+    pub heads: u64,
+}
+
+impl NetworkFlops {
+    pub fn total(&self) -> u64 {
+        self.trunk + self.rpn + self.res5 + self.heads
+    }
+}
+
+/// A tensor of any device and layout as host f32 values in row-major order.
+pub(crate) fn to_host_f32(t: &Tensor) -> Vec<f32> {
+    let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
+    Vec::try_from(t.flatten(0, -1)).expect("an f32 CPU tensor converts to Vec<f32>")
+}

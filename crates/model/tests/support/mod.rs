@@ -1,0 +1,85 @@
+//! Shared by the golden tests and the benchmark: where `shared/` is, and the synthetic weights
+//! converted with the built-in Hugging Face mapping (generated once into `$BUTD_CACHE`).
+
+#![allow(dead_code)] // each test binary uses part of this module
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// `shared/` beside the repository (`BUTD_SHARED` overrides).
+pub fn shared_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("BUTD_SHARED") {
+        return PathBuf::from(dir);
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
+}
+
+pub fn golden_dir() -> PathBuf {
+    shared_dir().join("golden")
+}
+
+/// `$BUTD_CACHE`, else `$XDG_CACHE_HOME/butd`, else `~/.cache/butd` (as `scripts/env.sh`).
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("BUTD_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache"));
+    base.join("butd")
+}
+
+/// A unique temporary name beside `path`, renamed over it when complete, so concurrent test
+/// binaries never read half a file.
+fn temp_beside(path: &Path) -> PathBuf {
+    let name = path.file_name().unwrap().to_string_lossy();
+    path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
+}
+
+/// The synthetic caffemodel of `shared/golden`, generated on demand.
+pub fn synthetic_caffemodel() -> PathBuf {
+    let cache = cache_dir();
+    std::fs::create_dir_all(&cache).unwrap();
+    let path = cache.join("synthetic.caffemodel");
+    if !path.exists() {
+        let tmp = temp_beside(&path);
+        let status = Command::new("python3")
+            .arg(golden_dir().join("make_synthetic_caffemodel.py"))
+            .arg(&tmp)
+            .status()
+            .expect("python3 (with numpy) runs make_synthetic_caffemodel.py");
+        assert!(status.success(), "make_synthetic_caffemodel.py failed");
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+    path
+}
+
+/// The synthetic model converted by butd-mapping with the built-in `caffe-to-hf-frcnn`
+/// mapping: what `butd convert MODEL --map mappings/caffe-to-hf-frcnn.toml` writes.
+pub fn synthetic_hf_weights() -> PathBuf {
+    let caffemodel = synthetic_caffemodel();
+    let path = cache_dir().join("synthetic-hf-frcnn.safetensors");
+    if !path.exists() {
+        let model = butd_caffe::CaffeModel::open(&caffemodel).unwrap();
+        let mapping = butd_mapping::Mapping::builtin("caffe-to-hf-frcnn").unwrap();
+        let target = mapping.target_manifest().unwrap();
+        let plan = butd_mapping::Plan::new(&mapping, &butd_mapping::Inventory::of(&model), &target);
+        let tmp = temp_beside(&path);
+        plan.write_safetensors(&mapping, &model, &tmp, &butd_mapping::WriteOptions::default())
+            .unwrap_or_else(|e| panic!("converting {}: {e}", caffemodel.display()));
+        std::fs::rename(&tmp, &path).unwrap();
+    }
+    path
+}
+
+/// The golden images (`index.json` order) with their tier.
+pub fn golden_images() -> Vec<(String, u64)> {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(golden_dir().join("index.json")).unwrap()).unwrap();
+    index["images"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["image"].as_str().unwrap().to_string(), e["tier"].as_u64().unwrap()))
+        .collect()
+}

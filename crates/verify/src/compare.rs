@@ -1,0 +1,965 @@
+//! Comparing one golden record with one candidate record, and whole directories of them.
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use crate::boxes::{format_box, Box4};
+use crate::regions::{best_iou, inversions, match_boxes, role_of, FINAL_TENSORS, ROIS_TENSORS};
+use crate::report::{
+    cosine_histogram, merge_histograms, Finding, ImageReport, Inversion, Kind, LabelDisagreement,
+    LayerSummary, RegionReport, RegionSet, Report, Role, Severity, Status, Summary, TensorInfo,
+    TensorReport, UnmatchedRegion, SCHEMA,
+};
+use crate::stats::{compare, Accumulator};
+use crate::tensor::{dtype_name, Record, Tensor};
+use crate::thresholds::{Metric, Thresholds};
+use crate::ties::{self, Evidence, RoisDivergence, Verdict};
+use crate::VerifyError;
+
+/// How many regions / inversions a finding's message lists before "…".
+const LIST_IN_MESSAGE: usize = 5;
+/// How many inversions a region report keeps as examples.
+const INVERSION_EXAMPLES: usize = 20;
+
+struct Findings {
+    image: String,
+    list: Vec<Finding>,
+}
+
+impl Findings {
+    fn push(&mut self, severity: Severity, kind: Kind, subject: &str, message: String) {
+        self.push_cause(severity, kind, subject, message, None);
+    }
+
+    fn push_cause(
+        &mut self,
+        severity: Severity,
+        kind: Kind,
+        subject: &str,
+        message: String,
+        cause: Option<String>,
+    ) {
+        self.list.push(Finding {
+            image: self.image.clone(),
+            severity,
+            kind,
+            subject: subject.to_string(),
+            message,
+            cause,
+        });
+    }
+}
+
+fn info(t: &Tensor) -> TensorInfo {
+    TensorInfo {
+        dtype: dtype_name(t.dtype),
+        shape: t.shape.clone(),
+    }
+}
+
+fn list<T: std::fmt::Display>(items: impl IntoIterator<Item = T>) -> String {
+    let v: Vec<String> = items.into_iter().map(|x| x.to_string()).collect();
+    if v.len() > LIST_IN_MESSAGE {
+        format!(
+            "{}, … ({} in all)",
+            v[..LIST_IN_MESSAGE].join(", "),
+            v.len()
+        )
+    } else {
+        v.join(", ")
+    }
+}
+
+/// Row tensors are comparable when everything but the row count agrees.
+fn comparable(role: Role, g: &Tensor, c: &Tensor) -> bool {
+    match role {
+        Role::Dense => g.shape == c.shape,
+        Role::Rois | Role::Final => {
+            !g.shape.is_empty() && g.shape.len() == c.shape.len() && g.shape[1..] == c.shape[1..]
+        }
+    }
+}
+
+/// Compares two records of the same image.
+pub fn compare_records(image: &str, g: &Record, c: &Record, th: &Thresholds) -> ImageReport {
+    let mut f = Findings {
+        image: image.to_string(),
+        list: Vec::new(),
+    };
+    if let (Some(a), Some(b)) = (
+        g.metadata.get("image_sha256"),
+        c.metadata.get("image_sha256"),
+    ) {
+        if a != b {
+            f.push(
+                Severity::Fail,
+                Kind::ImageMismatch,
+                "",
+                format!("image_sha256 differs: golden {a}, candidate {b} (not the same image)"),
+            );
+        }
+    }
+    let mut tensors = inventory(g, c, th, &mut f);
+    let golden_crash = g.get("rois").is_some_and(|t| t.rows() == 0);
+    if golden_crash {
+        check_crash_record(g, c, &mut f);
+    }
+
+    let ev = Evidence::new(g, c, th.ties.rel_eps);
+    let mut regions = Vec::new();
+    let mut rois_outcome: Option<(RoisDivergence, Verdict)> = None;
+    for set in [RegionSet::Rois, RegionSet::Final] {
+        let (Some(gb), Some(cb)) = (set.boxes(g), set.boxes(c)) else {
+            continue;
+        };
+        let (report, outcome) = compare_set(
+            set,
+            &gb,
+            &cb,
+            &ev,
+            th,
+            rois_outcome.as_ref(),
+            &mut tensors,
+            &mut f,
+        );
+        regions.push(report);
+        if let Some(o) = outcome {
+            rois_outcome = Some(o);
+        }
+    }
+    gate_tensors(&mut tensors, th, &mut f);
+
+    let status = match f.list.iter().map(|x| x.severity).max() {
+        Some(Severity::Fail) => Status::Fail,
+        Some(Severity::Tie) => Status::Tie,
+        _ => Status::Pass,
+    };
+    ImageReport {
+        image: image.to_string(),
+        status,
+        tensors,
+        regions,
+        findings: f.list,
+    }
+}
+
+/// Presence, dtype, shape, non-finite values and element-wise stats of every tensor.
+fn inventory(g: &Record, c: &Record, th: &Thresholds, f: &mut Findings) -> Vec<TensorReport> {
+    let names: BTreeSet<&str> = g
+        .tensors
+        .keys()
+        .chain(c.tensors.keys())
+        .map(String::as_str)
+        .collect();
+    let (mut missing_required, mut missing_optional, mut extra, mut dtypes) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut out = Vec::new();
+    for name in names {
+        let role = role_of(name);
+        let (gt, ct) = (g.get(name), c.get(name));
+        let mut by_index = None;
+        match (gt, ct) {
+            (Some(_), None) if th.required.tensors.iter().any(|r| r == name) => {
+                missing_required.push(name)
+            }
+            (Some(_), None) => missing_optional.push(name),
+            (None, _) => extra.push(name),
+            (Some(gt), Some(ct)) => {
+                if gt.dtype != ct.dtype {
+                    dtypes.push(format!(
+                        "{name} {} vs golden {}",
+                        dtype_name(ct.dtype),
+                        dtype_name(gt.dtype)
+                    ));
+                }
+                if comparable(role, gt, ct) {
+                    let n = gt.rows().min(ct.rows()) * gt.row_len();
+                    let n = if role == Role::Dense {
+                        gt.values.len()
+                    } else {
+                        n
+                    };
+                    by_index = Some(compare(&gt.values[..n], &ct.values[..n]));
+                } else {
+                    f.push(
+                        Severity::Fail,
+                        Kind::Shape,
+                        name,
+                        format!("shape {:?}, golden {:?}", ct.shape, gt.shape),
+                    );
+                }
+                let whole = gt.shape == ct.shape;
+                let nonfinite = match &by_index {
+                    Some(s) if whole => s.nonfinite,
+                    _ => ct.nonfinite(),
+                };
+                if nonfinite > 0 {
+                    let first = ct.values.iter().position(|v| !v.is_finite()).unwrap_or(0);
+                    f.push(
+                        Severity::Fail,
+                        Kind::Nonfinite,
+                        name,
+                        format!(
+                            "{nonfinite} NaN/inf value(s) in the candidate, first at flat index {first}"
+                        ),
+                    );
+                }
+            }
+        }
+        out.push(TensorReport {
+            name: name.to_string(),
+            role,
+            golden: gt.map(info),
+            candidate: ct.map(info),
+            by_index,
+            matched: None,
+            gate: None,
+        });
+    }
+    if !missing_required.is_empty() {
+        f.push(
+            Severity::Fail,
+            Kind::MissingTensor,
+            "",
+            format!(
+                "required tensor(s) missing in the candidate: {}",
+                list(missing_required)
+            ),
+        );
+    }
+    if !missing_optional.is_empty() {
+        let (severity, why) = if th.required.all {
+            (Severity::Fail, "--require-all / [required] all = true")
+        } else {
+            (Severity::Warn, "compared only when present")
+        };
+        f.push(
+            severity,
+            Kind::MissingTensor,
+            "",
+            format!("not in the candidate ({why}): {}", list(missing_optional)),
+        );
+    }
+    if !extra.is_empty() {
+        f.push(
+            Severity::Info,
+            Kind::ExtraTensor,
+            "",
+            format!("only in the candidate, not compared: {}", list(extra)),
+        );
+    }
+    if !dtypes.is_empty() {
+        f.push(
+            Severity::Warn,
+            Kind::Dtype,
+            "",
+            format!("dtype differs (values compared as f64): {}", list(dtypes)),
+        );
+    }
+    out
+}
+
+/// The golden run died after a proposal layer that returned no rois (README "Crash record"):
+/// a candidate passes by reporting no proposals either (no region rows, or no region tensors).
+fn check_crash_record(g: &Record, c: &Record, f: &mut Findings) {
+    let rows: Vec<String> = ROIS_TENSORS
+        .iter()
+        .chain(FINAL_TENSORS.iter())
+        .filter_map(|&n| {
+            c.get(n)
+                .filter(|t| t.rows() > 0)
+                .map(|t| format!("{n} ({} rows)", t.rows()))
+        })
+        .collect();
+    if !rows.is_empty() {
+        let why = g
+            .metadata
+            .get("caffe_result")
+            .map_or(String::new(), |r| format!(" ({r})"));
+        f.push(
+            Severity::Fail,
+            Kind::CrashRecord,
+            "",
+            format!(
+                "the golden run has no proposals{why}; a candidate must report none, but has {}",
+                list(rows)
+            ),
+        );
+    }
+}
+
+/// Region tensors usable for matched comparison: on both sides, comparable shapes, and as many
+/// rows as the set has regions on each side (a mismatch there is a shape failure).
+fn usable_set_tensors(
+    set: RegionSet,
+    g: &Record,
+    c: &Record,
+    counts: (usize, usize),
+    f: &mut Findings,
+) -> Vec<&'static str> {
+    let names: &[&'static str] = match set {
+        RegionSet::Rois => &ROIS_TENSORS,
+        RegionSet::Final => &FINAL_TENSORS,
+    };
+    let anchor = set.box_source().0;
+    let mut out = Vec::new();
+    for &name in names {
+        let mut consistent = true;
+        for (side, rec, count) in [("golden", g, counts.0), ("candidate", c, counts.1)] {
+            if let Some(t) = rec
+                .get(name)
+                .filter(|t| !t.shape.is_empty() && t.rows() != count)
+            {
+                f.push(
+                    Severity::Fail,
+                    Kind::Shape,
+                    name,
+                    format!(
+                        "{side} has {} rows but its `{anchor}` has {count}",
+                        t.rows()
+                    ),
+                );
+                consistent = false;
+            }
+        }
+        if let (Some(gt), Some(ct)) = (g.get(name), c.get(name)) {
+            if consistent && comparable(set.role(), gt, ct) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+fn argmax_from_1(row: &[f64]) -> i64 {
+    let mut best = 1;
+    for (k, &v) in row.iter().enumerate().skip(1) {
+        if v > row[best] {
+            best = k;
+        }
+    }
+    best as i64 - 1
+}
+
+#[allow(clippy::too_many_arguments)]
+fn compare_set(
+    set: RegionSet,
+    gb: &[Box4],
+    cb: &[Box4],
+    ev: &Evidence,
+    th: &Thresholds,
+    rois_outcome: Option<&(RoisDivergence, Verdict)>,
+    tensors: &mut [TensorReport],
+    f: &mut Findings,
+) -> (RegionReport, Option<(RoisDivergence, Verdict)>) {
+    let (g, c) = (ev.golden(), ev.candidate());
+    let usable = usable_set_tensors(set, g, c, (gb.len(), cb.len()), f);
+    let mut m = match_boxes(gb, cb, th.matching.min_iou);
+    if set == RegionSet::Rois {
+        ties::split_distinct_proposals(ev, gb, cb, &mut m);
+    }
+
+    // Matched-row stats; per-pair cosine of the feature tensor on the way.
+    let feature = set.feature_tensor();
+    let mut cosines = Vec::new();
+    for name in &usable {
+        let (gt, ct) = (&g.tensors[*name], &c.tensors[*name]);
+        let mut acc = Accumulator::default();
+        for p in &m.pairs {
+            let mut row = Accumulator::default();
+            row.add(gt.row(p.g), ct.row(p.c), p.g * gt.row_len());
+            if *name == feature {
+                cosines.push(row.cosine());
+            }
+            acc.merge(&row);
+        }
+        if let Some(t) = tensors.iter_mut().find(|t| t.name == *name) {
+            t.matched = Some(acc.finish());
+        }
+    }
+    let max_box_diff = m
+        .pairs
+        .iter()
+        .flat_map(|p| gb[p.g].iter().zip(&cb[p.c]).map(|(a, b)| (a - b).abs()))
+        .reduce(f64::max);
+
+    let inv = inversions(&m.pairs);
+    let verdict = match set {
+        RegionSet::Rois => ties::explain_rois(ev, gb, cb, &m, &inv),
+        RegionSet::Final => {
+            let empty = RoisDivergence::default();
+            let rois = rois_outcome.map_or(&empty, |o| &o.0);
+            ties::explain_final(ev, gb, cb, &m, &inv, rois)
+        }
+    };
+    let rules = match set {
+        RegionSet::Rois => &th.rois,
+        RegionSet::Final => &th.final_records,
+    };
+    let subject = set.name();
+
+    // Unmatched regions.
+    let unmatched = |idx: &[usize], boxes: &[Box4], other: &[Box4], causes: &[Option<String>]| {
+        idx.iter()
+            .zip(causes)
+            .map(|(&i, cause)| UnmatchedRegion {
+                index: i,
+                bbox: boxes[i],
+                best_iou: best_iou(&boxes[i], other),
+                cause: cause.clone(),
+            })
+            .collect::<Vec<_>>()
+    };
+    let unmatched_golden = unmatched(&m.unmatched_golden, gb, cb, &verdict.golden);
+    let unmatched_candidate = unmatched(&m.unmatched_candidate, cb, gb, &verdict.candidate);
+    for explained in [false, true] {
+        let pick = |v: &[UnmatchedRegion]| -> Vec<String> {
+            v.iter()
+                .filter(|u| u.cause.is_some() == explained)
+                .map(|u| format!("#{} {}", u.index, format_box(&u.bbox)))
+                .collect()
+        };
+        let (ug, uc) = (pick(&unmatched_golden), pick(&unmatched_candidate));
+        if ug.is_empty() && uc.is_empty() {
+            continue;
+        }
+        let mut msg = format!(
+            "{} golden vs {} candidate regions, {} matched",
+            gb.len(),
+            cb.len(),
+            m.pairs.len()
+        );
+        if !ug.is_empty() {
+            msg += &format!("; golden regions without a match: {}", list(&ug));
+        }
+        if !uc.is_empty() {
+            msg += &format!("; candidate regions without a match: {}", list(&uc));
+        }
+        let first_cause = unmatched_golden
+            .iter()
+            .chain(&unmatched_candidate)
+            .find_map(|u| u.cause.clone());
+        let (severity, cause) = if explained {
+            (Severity::Tie, first_cause)
+        } else if rules.same_set {
+            (Severity::Fail, None)
+        } else {
+            (Severity::Warn, None)
+        };
+        f.push_cause(severity, Kind::Unmatched, subject, msg, cause);
+    }
+
+    // Order.
+    let mut examples: Vec<Inversion> = inv
+        .iter()
+        .zip(&verdict.inversions)
+        .map(|(&(p, q), cause)| Inversion {
+            golden: [m.pairs[p].g, m.pairs[q].g],
+            candidate: [m.pairs[p].c, m.pairs[q].c],
+            cause: cause.clone(),
+        })
+        .collect();
+    examples.sort_by_key(|e| (e.cause.is_some(), e.golden));
+    let explained_inv = verdict.inversions.iter().filter(|c| c.is_some()).count();
+    let unexplained_inv = inv.len() - explained_inv;
+    if unexplained_inv > 0 {
+        let e = &examples[0];
+        f.push(
+            if rules.same_order {
+                Severity::Fail
+            } else {
+                Severity::Warn
+            },
+            Kind::Order,
+            subject,
+            format!(
+                "order differs: {unexplained_inv} swapped pair(s) not explained by a tie; first: \
+                 golden #{} and #{} are candidate #{} and #{}",
+                e.golden[0], e.golden[1], e.candidate[0], e.candidate[1]
+            ),
+        );
+    }
+    if explained_inv > 0 {
+        let e = examples.iter().find(|e| e.cause.is_some());
+        f.push_cause(
+            Severity::Tie,
+            Kind::Order,
+            subject,
+            format!("order differs: {explained_inv} swapped pair(s) explained by near-ties"),
+            e.and_then(|e| e.cause.clone()),
+        );
+    }
+    examples.truncate(INVERSION_EXAMPLES);
+
+    // Labels.
+    let mut labels_compared = 0;
+    let mut disagreements = Vec::new();
+    let golden_rois: Vec<Option<usize>> = match set {
+        RegionSet::Rois => (0..gb.len()).map(Some).collect(),
+        RegionSet::Final => ties::golden_final_rois(ev, gb),
+    };
+    let label_sources: Vec<(String, &'static str, bool)> = match set {
+        // (label, golden probability tensor that explains it, gated)
+        RegionSet::Final => th
+            .labels
+            .exact
+            .iter()
+            .filter(|n| usable.contains(&n.as_str()))
+            .map(|n| {
+                let prob = match n.as_str() {
+                    "objects_id" => "cls_prob",
+                    "attrs_id" => "attr_prob",
+                    _ => "",
+                };
+                (n.clone(), prob, true)
+            })
+            .collect(),
+        RegionSet::Rois => ["cls_prob", "attr_prob"]
+            .into_iter()
+            .filter(|n| usable.contains(n))
+            .map(|n| (format!("{n}.argmax"), n, false))
+            .collect(),
+    };
+    for (label, prob, gated) in &label_sources {
+        let values = |rec: &Record, row: usize| -> i64 {
+            match set {
+                RegionSet::Final => rec.tensors[label.as_str()].values[row] as i64,
+                RegionSet::Rois => argmax_from_1(rec.tensors[*prob].row(row)),
+            }
+        };
+        let mut explained = Vec::new();
+        let mut unexplained = Vec::new();
+        for p in &m.pairs {
+            labels_compared += 1;
+            let (a, b) = (values(g, p.g), values(c, p.c));
+            if a == b {
+                continue;
+            }
+            let cause = ties::explain_label(ev, prob, golden_rois[p.g], b);
+            let line = format!("#{}→#{} {a}→{b}", p.g, p.c);
+            if cause.is_some() {
+                explained.push(line);
+            } else {
+                unexplained.push(line);
+            }
+            disagreements.push(LabelDisagreement {
+                label: label.clone(),
+                golden_index: p.g,
+                candidate_index: p.c,
+                bbox: gb[p.g],
+                golden: a,
+                candidate: b,
+                cause,
+            });
+        }
+        if *gated && !unexplained.is_empty() {
+            f.push(
+                Severity::Fail,
+                Kind::Label,
+                label,
+                format!(
+                    "{} of {} matched regions disagree (golden→candidate index, label): {}",
+                    unexplained.len(),
+                    m.pairs.len(),
+                    list(&unexplained)
+                ),
+            );
+        }
+        if *gated && !explained.is_empty() {
+            let cause = disagreements.iter().rev().find_map(|d| d.cause.clone());
+            f.push_cause(
+                Severity::Tie,
+                Kind::Label,
+                label,
+                format!(
+                    "{} label(s) differ at an argmax near-tie: {}",
+                    explained.len(),
+                    list(&explained)
+                ),
+                cause,
+            );
+        }
+    }
+    if set == RegionSet::Final && th.labels.keep && usable.contains(&"keep") {
+        check_keep(
+            ev,
+            &m,
+            gb,
+            rois_outcome,
+            &mut disagreements,
+            &mut labels_compared,
+            f,
+        );
+    }
+
+    let report = RegionReport {
+        set,
+        golden_count: gb.len(),
+        candidate_count: cb.len(),
+        matched: m.pairs.len(),
+        same_indexing: gb.len() == cb.len()
+            && m.pairs.iter().all(|p| p.g == p.c)
+            && m.pairs.len() == gb.len(),
+        min_iou: m.pairs.iter().map(|p| p.iou).reduce(f64::min),
+        max_box_diff,
+        min_feature_cosine: cosines.iter().copied().reduce(f64::min),
+        mean_feature_cosine: (!cosines.is_empty())
+            .then(|| cosines.iter().sum::<f64>() / cosines.len() as f64),
+        cosine_histogram: cosine_histogram(cosines),
+        inversions: inv.len(),
+        inversions_tie_explained: explained_inv,
+        inversion_examples: examples,
+        unmatched_golden,
+        unmatched_candidate,
+        labels_compared,
+        label_disagreements: disagreements,
+    };
+    let outcome =
+        (set == RegionSet::Rois).then(|| (ties::rois_divergence(ev, cb, &m, &verdict), verdict));
+    (report, outcome)
+}
+
+/// `keep` holds roi indices: equal on matched final regions unless the rois themselves moved.
+fn check_keep(
+    ev: &Evidence,
+    m: &crate::regions::Matching,
+    gb: &[Box4],
+    rois_outcome: Option<&(RoisDivergence, Verdict)>,
+    disagreements: &mut Vec<LabelDisagreement>,
+    labels_compared: &mut usize,
+    f: &mut Findings,
+) {
+    let (gk, ck) = (
+        &ev.golden().tensors["keep"],
+        &ev.candidate().tensors["keep"],
+    );
+    let rois_verdict = rois_outcome.map(|o| &o.1).filter(|v| v.diverged());
+    let cause = rois_verdict
+        .filter(|v| v.all_explained())
+        .map(|_| "rois: the roi indices moved with the tie-explained rois divergence".to_string());
+    let mut lines = Vec::new();
+    for p in &m.pairs {
+        *labels_compared += 1;
+        let (a, b) = (gk.values[p.g] as i64, ck.values[p.c] as i64);
+        if a != b {
+            lines.push(format!("#{}→#{} {a}→{b}", p.g, p.c));
+            disagreements.push(LabelDisagreement {
+                label: "keep".into(),
+                golden_index: p.g,
+                candidate_index: p.c,
+                bbox: gb[p.g],
+                golden: a,
+                candidate: b,
+                cause: cause.clone(),
+            });
+        }
+    }
+    if lines.is_empty() {
+        return;
+    }
+    let mut msg = format!(
+        "{} matched region(s) come from another roi index (golden→candidate index, keep): {}",
+        lines.len(),
+        list(&lines)
+    );
+    let severity = match (rois_verdict, &cause) {
+        (_, Some(_)) => Severity::Tie,
+        (Some(_), None) => {
+            msg += "; follows the unexplained rois divergence";
+            Severity::Fail
+        }
+        (None, None) => Severity::Fail,
+    };
+    f.push_cause(severity, Kind::Keep, "keep", msg, cause);
+}
+
+/// Checks each bounded tensor's gated figure against `parity.toml`.
+fn gate_tensors(tensors: &mut [TensorReport], th: &Thresholds, f: &mut Findings) {
+    for t in tensors.iter_mut() {
+        let Some((metric, limit)) = th.limit(&t.name) else {
+            continue;
+        };
+        let Some(stats) = t.gated_stats() else {
+            continue;
+        };
+        let check = metric.check(stats, limit);
+        if !check.passed {
+            let row_len = t
+                .golden
+                .as_ref()
+                .map_or(1, |g| g.shape.iter().skip(1).product::<usize>().max(1));
+            let at = match (t.role, stats.worst_index) {
+                (Role::Dense, Some(i)) => format!(", worst at flat index {i}"),
+                (_, Some(i)) => format!(
+                    ", worst at golden row {} column {}",
+                    i / row_len,
+                    i % row_len
+                ),
+                (_, None) => String::new(),
+            };
+            let over = if t.matched.is_some() {
+                "matched rows"
+            } else {
+                "all elements"
+            };
+            f.push(
+                Severity::Fail,
+                Kind::Tolerance,
+                &t.name,
+                format!(
+                    "{} = {:.3e} > {limit:e} over {over} (max|Δ| {:.3e}, max|golden| {:.3e}){at}",
+                    metric.label(),
+                    check.value,
+                    stats.max_abs_diff,
+                    stats.max_abs_golden
+                ),
+            );
+        }
+        t.gate = Some(check);
+    }
+}
+
+/// `stem → path` of the `*.safetensors` files directly in `dir`.
+fn list_records(dir: &Path) -> Result<BTreeMap<String, PathBuf>, VerifyError> {
+    if !dir.is_dir() {
+        return Err(VerifyError::NotADirectory {
+            path: dir.to_path_buf(),
+        });
+    }
+    let mut out = BTreeMap::new();
+    for entry in std::fs::read_dir(dir).map_err(|e| VerifyError::io(dir, e))? {
+        let path = entry.map_err(|e| VerifyError::io(dir, e))?.path();
+        if path.extension().is_some_and(|e| e == "safetensors") {
+            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
+                out.insert(stem.to_string(), path.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Opens and compares one pair of files; unreadable files become `unreadable` failures.
+pub fn compare_files(image: &str, golden: &Path, candidate: &Path, th: &Thresholds) -> ImageReport {
+    match (Record::open(golden), Record::open(candidate)) {
+        (Ok(g), Ok(c)) => compare_records(image, &g, &c, th),
+        (g, c) => {
+            let findings = [g.err(), c.err()]
+                .into_iter()
+                .flatten()
+                .map(|e| Finding {
+                    image: image.to_string(),
+                    severity: Severity::Fail,
+                    kind: Kind::Unreadable,
+                    subject: String::new(),
+                    message: e.to_string(),
+                    cause: None,
+                })
+                .collect();
+            ImageReport {
+                image: image.to_string(),
+                status: Status::Fail,
+                tensors: Vec::new(),
+                regions: Vec::new(),
+                findings,
+            }
+        }
+    }
+}
+
+/// Pairs the `*.safetensors` files of two directories by stem and compares every pair, on as
+/// many threads as the machine has cores.
+pub fn compare_dirs(
+    golden: &Path,
+    candidate: &Path,
+    th: &Thresholds,
+) -> Result<Report, VerifyError> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    compare_dirs_with(golden, candidate, th, threads)
+}
+
+/// [`compare_dirs`] on `threads` threads.
+pub fn compare_dirs_with(
+    golden: &Path,
+    candidate: &Path,
+    th: &Thresholds,
+    threads: usize,
+) -> Result<Report, VerifyError> {
+    let start = Instant::now();
+    let gs = list_records(golden)?;
+    let cs = list_records(candidate)?;
+    let pairs: Vec<(&String, &PathBuf, &PathBuf)> = gs
+        .iter()
+        .filter_map(|(stem, g)| cs.get(stem).map(|c| (stem, g, c)))
+        .collect();
+    let mut findings = Vec::new();
+    for stem in gs.keys().filter(|s| !cs.contains_key(*s)) {
+        findings.push(Finding {
+            image: stem.clone(),
+            severity: Severity::Fail,
+            kind: Kind::MissingImage,
+            subject: String::new(),
+            message: format!("no {stem}.safetensors in the candidate directory"),
+            cause: None,
+        });
+    }
+    for stem in cs.keys().filter(|s| !gs.contains_key(*s)) {
+        findings.push(Finding {
+            image: stem.clone(),
+            severity: Severity::Warn,
+            kind: Kind::ExtraImage,
+            subject: String::new(),
+            message: format!("{stem}.safetensors has no golden counterpart, not compared"),
+            cause: None,
+        });
+    }
+
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<Option<ImageReport>>> = Mutex::new(vec![None; pairs.len()]);
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, pairs.len().max(1)) {
+            s.spawn(|| loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                let Some((stem, g, c)) = pairs.get(k) else {
+                    break;
+                };
+                let r = compare_files(stem, g, c, th);
+                results.lock().unwrap_or_else(|e| e.into_inner())[k] = Some(r);
+            });
+        }
+    });
+    let images: Vec<ImageReport> = results
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner())
+        .into_iter()
+        .flatten()
+        .collect();
+    Ok(assemble(
+        golden,
+        candidate,
+        th,
+        (gs.len(), cs.len()),
+        findings,
+        images,
+        start.elapsed().as_secs_f64(),
+    ))
+}
+
+/// Tensors in pipeline order for the per-layer summary; others follow alphabetically.
+const LAYER_ORDER: [&str; 20] = [
+    "image_bgr",
+    "im_info",
+    "data",
+    "res4b22",
+    "rpn_cls_prob_reshape",
+    "rpn_bbox_pred",
+    "rois",
+    "pool5_flat",
+    "cls_prob",
+    "predicted_cls",
+    "attr_prob",
+    "max_conf",
+    "bbox_pred_keep",
+    "keep",
+    "boxes",
+    "features",
+    "objects_id",
+    "objects_conf",
+    "attrs_id",
+    "attrs_conf",
+];
+
+fn layer_summaries(images: &[ImageReport], th: &Thresholds) -> Vec<LayerSummary> {
+    let mut per: BTreeMap<&str, Vec<(f64, &str)>> = BTreeMap::new();
+    for img in images {
+        for t in &img.tensors {
+            if let Some(s) = t.gated_stats() {
+                let metric = th.limit(&t.name).map_or(Metric::MaxRel, |l| l.0);
+                per.entry(&t.name)
+                    .or_default()
+                    .push((metric.of(s), &img.image));
+            }
+        }
+    }
+    let mut out: Vec<LayerSummary> = per
+        .into_iter()
+        .map(|(name, mut v)| {
+            v.sort_by(|a, b| a.0.total_cmp(&b.0));
+            let limit = th.limit(name);
+            let (max, worst) = v[v.len() - 1];
+            LayerSummary {
+                name: name.to_string(),
+                metric: limit.map_or(Metric::MaxRel, |l| l.0),
+                limit: limit.map(|l| l.1),
+                images: v.len(),
+                min: v[0].0,
+                median: v[v.len() / 2].0,
+                max,
+                worst_image: worst.to_string(),
+            }
+        })
+        .collect();
+    let rank = |n: &str| {
+        LAYER_ORDER
+            .iter()
+            .position(|&x| x == n)
+            .unwrap_or(LAYER_ORDER.len())
+    };
+    out.sort_by(|a, b| (rank(&a.name), &a.name).cmp(&(rank(&b.name), &b.name)));
+    out
+}
+
+fn assemble(
+    golden: &Path,
+    candidate: &Path,
+    th: &Thresholds,
+    counts: (usize, usize),
+    findings: Vec<Finding>,
+    images: Vec<ImageReport>,
+    seconds: f64,
+) -> Report {
+    let count = |s: Status| images.iter().filter(|i| i.status == s).count();
+    let breaches: Vec<String> = findings
+        .iter()
+        .chain(images.iter().flat_map(|i| &i.findings))
+        .filter(|f| f.breaches(th))
+        .map(Finding::line)
+        .collect();
+    let cosine_histogram = merge_histograms(images.iter().flat_map(|i| {
+        i.regions
+            .iter()
+            .filter(|r| r.set == RegionSet::Final)
+            .map(|r| &r.cosine_histogram[..])
+    }));
+    let summary = Summary {
+        golden_images: counts.0,
+        candidate_images: counts.1,
+        compared: images.len(),
+        passed: count(Status::Pass),
+        tie_explained: count(Status::Tie),
+        failed: count(Status::Fail),
+        missing_images: findings
+            .iter()
+            .filter(|f| f.kind == Kind::MissingImage)
+            .count(),
+        extra_images: findings
+            .iter()
+            .filter(|f| f.kind == Kind::ExtraImage)
+            .count(),
+        gate_passed: breaches.is_empty(),
+        breaches,
+        seconds,
+    };
+    Report {
+        schema: SCHEMA.to_string(),
+        golden_dir: golden.display().to_string(),
+        candidate_dir: candidate.display().to_string(),
+        thresholds: th.clone(),
+        layers: layer_summaries(&images, th),
+        summary,
+        cosine_histogram,
+        findings,
+        images,
+    }
+}

@@ -1,0 +1,163 @@
+//! The terminal summary (comfy-table).
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
+
+use crate::report::{RegionSet, Report, Severity, Status};
+
+/// Images listed in the terminal table before it shows only the ones that did not pass.
+const ALL_IMAGES_UP_TO: usize = 40;
+/// Breach lines printed before pointing at parity.json.
+const BREACH_LINES: usize = 40;
+
+/// `0`, `inf`, or three significant digits in scientific notation.
+pub(crate) fn sci(v: f64) -> String {
+    if v == 0.0 {
+        "0".into()
+    } else if v.is_infinite() {
+        "inf".into()
+    } else {
+        format!("{v:.2e}")
+    }
+}
+
+fn status_name(s: Status) -> &'static str {
+    match s {
+        Status::Pass => "pass",
+        Status::Tie => "tie",
+        Status::Fail => "FAIL",
+    }
+}
+
+fn table(header: &[&str]) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED);
+    t.set_header(header.iter().map(Cell::new));
+    t
+}
+
+impl Report {
+    /// The summary `butd verify` prints: per-layer errors, per-image results, breached lines.
+    pub fn to_terminal(&self) -> String {
+        let s = &self.summary;
+        let mut out = format!(
+            "golden {} ({} images) vs candidate {} ({} images): {} compared — {} pass, {} \
+             tie-explained, {} fail; {} missing, {} extra ({:.2} s)\n",
+            self.golden_dir,
+            s.golden_images,
+            self.candidate_dir,
+            s.candidate_images,
+            s.compared,
+            s.passed,
+            s.tie_explained,
+            s.failed,
+            s.missing_images,
+            s.extra_images,
+            s.seconds
+        );
+
+        let mut layers = table(&[
+            "tensor",
+            "images",
+            "metric",
+            "min",
+            "median",
+            "max",
+            "limit",
+            "worst image",
+        ]);
+        for l in &self.layers {
+            let over = l.over_limit();
+            layers.add_row(vec![
+                Cell::new(&l.name),
+                Cell::new(l.images).set_alignment(CellAlignment::Right),
+                Cell::new(l.metric.label()),
+                Cell::new(sci(l.min)),
+                Cell::new(sci(l.median)),
+                Cell::new(format!("{}{}", sci(l.max), if over { " ✗" } else { "" })),
+                Cell::new(l.limit.map_or("—".into(), sci)),
+                Cell::new(if l.max == 0.0 { "—" } else { &l.worst_image }),
+            ]);
+        }
+        out += &format!("{layers}\n");
+
+        let mut images = table(&[
+            "image",
+            "status",
+            "rois matched",
+            "final matched",
+            "min cos",
+            "labels ≠",
+            "fail/tie/warn",
+        ]);
+        let show_all = self.images.len() <= ALL_IMAGES_UP_TO;
+        let mut hidden = 0;
+        for img in &self.images {
+            if !show_all && img.status == Status::Pass {
+                hidden += 1;
+                continue;
+            }
+            let set = |which: RegionSet| {
+                img.regions
+                    .iter()
+                    .find(|r| r.set == which)
+                    .map_or("—".to_string(), |r| {
+                        format!(
+                            "{}/{} ({} cand.)",
+                            r.matched, r.golden_count, r.candidate_count
+                        )
+                    })
+            };
+            let fin = img.regions.iter().find(|r| r.set == RegionSet::Final);
+            let count = |sev: Severity| img.findings.iter().filter(|f| f.severity == sev).count();
+            images.add_row(vec![
+                Cell::new(&img.image),
+                Cell::new(status_name(img.status)),
+                Cell::new(set(RegionSet::Rois)),
+                Cell::new(set(RegionSet::Final)),
+                Cell::new(
+                    fin.and_then(|r| r.min_feature_cosine)
+                        .map_or("—".into(), |c| format!("{c:.9}")),
+                ),
+                Cell::new(fin.map_or(0, |r| r.label_disagreements.len())),
+                Cell::new(format!(
+                    "{}/{}/{}",
+                    count(Severity::Fail),
+                    count(Severity::Tie),
+                    count(Severity::Warn)
+                )),
+            ]);
+        }
+        if hidden < self.images.len() {
+            out += &format!("{images}\n");
+        }
+        if hidden > 0 {
+            out += &format!("({hidden} passing images not listed)\n");
+        }
+
+        let ties: Vec<String> = self
+            .all_findings()
+            .filter(|f| f.severity == Severity::Tie)
+            .map(|f| f.line())
+            .collect();
+        if !ties.is_empty() {
+            out += &format!("tie-explained divergences ({}):\n", ties.len());
+            for l in ties.iter().take(BREACH_LINES) {
+                out += &format!("  {l}\n");
+            }
+        }
+        if s.gate_passed {
+            out += "GATE PASSED\n";
+        } else {
+            out += &format!("GATE FAILED: {} breached line(s):\n", s.breaches.len());
+            for l in s.breaches.iter().take(BREACH_LINES) {
+                out += &format!("  {l}\n");
+            }
+            if s.breaches.len() > BREACH_LINES {
+                out += &format!(
+                    "  … {} more in parity.json\n",
+                    s.breaches.len() - BREACH_LINES
+                );
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,191 @@
+//! The gate's thresholds: `parity.toml` (schema in `docs/verify.md`).
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::VerifyError;
+
+/// The repository's `parity.toml`, compiled in: the defaults are that file, not a copy of it.
+const DEFAULT_TOML: &str = include_str!("../../../parity.toml");
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Thresholds {
+    pub matching: Matching,
+    pub ties: Ties,
+    pub rois: SetRules,
+    #[serde(rename = "final")]
+    pub final_records: SetRules,
+    /// Tensor name → largest allowed `max |Δ| / max |golden|`.
+    pub max_rel: BTreeMap<String, f64>,
+    /// Tensor name → largest allowed `max |Δ|`.
+    pub max_abs: BTreeMap<String, f64>,
+    pub labels: Labels,
+    pub required: Required,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Matching {
+    pub min_iou: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ties {
+    pub rel_eps: f64,
+    pub allow: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetRules {
+    pub same_set: bool,
+    pub same_order: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Labels {
+    pub exact: Vec<String>,
+    pub keep: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Required {
+    pub tensors: Vec<String>,
+    pub all: bool,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds::parse(DEFAULT_TOML, Path::new("parity.toml (built in)"))
+            .expect("the repository's parity.toml parses (tested)")
+    }
+}
+
+impl Thresholds {
+    pub fn load(path: &Path) -> Result<Self, VerifyError> {
+        let text = std::fs::read_to_string(path).map_err(|e| VerifyError::io(path, e))?;
+        Thresholds::parse(&text, path)
+    }
+
+    /// Parses and validates TOML text; `path` only names the source in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, VerifyError> {
+        let err = |message: String| VerifyError::Thresholds {
+            path: path.to_path_buf(),
+            message,
+        };
+        let th: Thresholds = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        if !(th.matching.min_iou > 0.0 && th.matching.min_iou <= 1.0) {
+            return Err(err(format!(
+                "[matching] min_iou = {}: expected a number in (0, 1]",
+                th.matching.min_iou
+            )));
+        }
+        if !(th.ties.rel_eps >= 0.0 && th.ties.rel_eps.is_finite()) {
+            return Err(err(format!(
+                "[ties] rel_eps = {}: expected a finite number ≥ 0",
+                th.ties.rel_eps
+            )));
+        }
+        for (table, map) in [("max_rel", &th.max_rel), ("max_abs", &th.max_abs)] {
+            if let Some((name, v)) = map.iter().find(|(_, v)| v.is_nan() || **v < 0.0) {
+                return Err(err(format!(
+                    "[{table}] {name} = {v}: expected a number ≥ 0"
+                )));
+            }
+        }
+        Ok(th)
+    }
+
+    /// The tensor's limit, as (metric, limit): `max_rel` wins when both are given.
+    pub fn limit(&self, tensor: &str) -> Option<(Metric, f64)> {
+        if let Some(&v) = self.max_rel.get(tensor) {
+            Some((Metric::MaxRel, v))
+        } else {
+            self.max_abs.get(tensor).map(|&v| (Metric::MaxAbs, v))
+        }
+    }
+}
+
+/// Which error figure a threshold bounds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    MaxRel,
+    MaxAbs,
+}
+
+impl Metric {
+    pub fn label(self) -> &'static str {
+        match self {
+            Metric::MaxRel => "max|Δ|/max|golden|",
+            Metric::MaxAbs => "max|Δ|",
+        }
+    }
+
+    pub fn of(self, s: &crate::Stats) -> f64 {
+        match self {
+            Metric::MaxRel => s.max_rel,
+            Metric::MaxAbs => s.max_abs_diff,
+        }
+    }
+
+    /// `value ≤ limit` (an infinite value fails).
+    pub fn check(self, s: &crate::Stats, limit: f64) -> crate::report::GateCheck {
+        let value = self.of(s);
+        crate::report::GateCheck {
+            metric: self,
+            value,
+            limit,
+            passed: value <= limit,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repository_parity_toml_holds_the_reference_tolerances() {
+        let th = Thresholds::default();
+        for name in [
+            "data",
+            "res4b22",
+            "rpn_cls_prob_reshape",
+            "rpn_bbox_pred",
+            "cls_prob",
+            "attr_prob",
+            "pool5_flat",
+            "features",
+        ] {
+            assert_eq!(th.limit(name), Some((Metric::MaxRel, 1e-4)), "{name}");
+        }
+        assert_eq!(th.limit("rois"), Some((Metric::MaxAbs, 1e-3)));
+        assert_eq!(th.limit("boxes"), Some((Metric::MaxAbs, 1e-3)));
+        assert_eq!(th.labels.exact, ["objects_id", "attrs_id"]);
+        assert!(th.labels.keep);
+        assert!(th.rois.same_set && th.rois.same_order);
+        assert!(th.final_records.same_set && th.final_records.same_order);
+        assert!(th.ties.allow);
+        assert_eq!(th.ties.rel_eps, 1e-5);
+    }
+
+    #[test]
+    fn errors_name_the_file_and_the_key() {
+        let text = DEFAULT_TOML.replace("min_iou = 0.9", "min_iou = 1.5");
+        let e = Thresholds::parse(&text, Path::new("my.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("my.toml") && e.contains("min_iou"), "{e}");
+        let text = DEFAULT_TOML.replace("[ties]", "[ties]\nbogus = 1");
+        let e = Thresholds::parse(&text, Path::new("my.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bogus"), "{e}");
+    }
+}
