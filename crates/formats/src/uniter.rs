@@ -422,8 +422,11 @@ impl UniterLmdbReader {
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no data.mdb: not an LMDB directory"),
             });
         }
-        // SAFETY: opened read-only; LMDB's own locking guards against concurrent writers.
-        let env = unsafe { EnvOpenOptions::new().flags(EnvFlags::READ_ONLY).open(dir) }.map_err(lmdb)?;
+        // Without the lock file: heed's LMDB (mdb.master, lock format 2) and the LMDB in py-lmdb
+        // (0.9 releases, lock format 1) share data files but not lock files, so a locking open
+        // fails with MDB_VERSION_MISMATCH while a UNITER job has the DB open, and vice versa.
+        // SAFETY: read-only on a finished img_db, which nothing writes any more.
+        let env = unsafe { EnvOpenOptions::new().flags(EnvFlags::READ_ONLY | EnvFlags::NO_LOCK).open(dir) }.map_err(lmdb)?;
         let txn = env.clone().static_read_txn().map_err(lmdb)?;
         let db: Database<Bytes, Bytes> = env
             .open_database(&txn, None)

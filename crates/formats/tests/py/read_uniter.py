@@ -4,9 +4,9 @@
       each <PREFIX><stem>.npz as convert_imgdir.py's load_npz opens it (np.load), against the
       arrays BUTD-UNITER-NLVR2's generate_npz.py saves (save_to_npz arithmetic, float16), and
       each member's bytes against np.save's;
-  read_uniter.py lmdb SPLIT_DIR RECORDS_DIR PREFIX [compressed]
-      the img_db as UNITER's data/data.py DetectFeatLmdb opens and decodes it (default
-      conf_th=0.2, max_bb=100, min_bb=10; nbb file; msgpack with msgpack_numpy, or npz when
+  read_uniter.py lmdb SPLIT_DIR RECORDS_DIR PREFIX CONF_TH MAX_BB MIN_BB [compressed]
+      the img_db as UNITER's data/data.py DetectFeatLmdb opens and decodes it (DB and nbb
+      file named from conf_th/max_bb/min_bb; msgpack with msgpack_numpy, or npz when
       compressed), against convert_imgdir.py's conversion of those npz arrays; msgpack values
       also byte for byte against msgpack.dumps(dump, use_bin_type=True).
 """
@@ -25,8 +25,6 @@ from common import Checker, load_records, normalized_boxes
 
 msgpack_numpy.patch()
 
-CONF_TH, MAX_BB, MIN_BB = 0.2, 100, 10
-
 
 def generate_npz_arrays(r):
     """save_to_npz's arrays for one record: max_conf[keep] and cls_prob[keep] as
@@ -43,10 +41,10 @@ def generate_npz_arrays(r):
     }
 
 
-def convert_imgdir_dump(img_dump):
+def convert_imgdir_dump(img_dump, conf_th, max_bb, min_bb):
     """convert_imgdir.py's load_npz: nbb from conf, float32 → float16, first nbb rows."""
-    num_bb = max(MIN_BB, (img_dump["conf"] > CONF_TH).sum())
-    nbb = int(min(MAX_BB, num_bb))
+    num_bb = max(min_bb, (img_dump["conf"] > conf_th).sum())
+    nbb = int(min(max_bb, num_bb))
     dump = {}
     for key, arr in img_dump.items():
         if arr.dtype == np.float32:
@@ -80,11 +78,11 @@ def check_npz(npz_dir, records, prefix):
     return check
 
 
-def check_lmdb(split_dir, records, prefix, compressed):
+def check_lmdb(split_dir, records, prefix, conf_th, max_bb, min_bb, compressed):
     check = Checker("uniter-lmdb" + ("-compressed" if compressed else ""))
     # DetectFeatLmdb.__init__
-    db_name = f"feat_th{CONF_TH}_max{MAX_BB}_min{MIN_BB}"
-    nbb_file = f"nbb_th{CONF_TH}_max{MAX_BB}_min{MIN_BB}.json"
+    db_name = f"feat_th{conf_th}_max{max_bb}_min{min_bb}"
+    nbb_file = f"nbb_th{conf_th}_max{max_bb}_min{min_bb}.json"
     name2nbb = json.load(open(f"{split_dir}/{nbb_file}"))
     if compressed:
         db_name += "_compressed"
@@ -100,7 +98,7 @@ def check_lmdb(split_dir, records, prefix, compressed):
         saved = io.BytesIO()
         np.savez_compressed(saved, **generate_npz_arrays(r))
         saved.seek(0)
-        want, nbb = convert_imgdir_dump(np.load(saved, allow_pickle=True))
+        want, nbb = convert_imgdir_dump(np.load(saved, allow_pickle=True), conf_th, max_bb, min_bb)
         want_nbb[name] = nbb
         raw = txn.get(name.encode("utf-8"))
         # DetectFeatLmdb.get_dump / __getitem__
@@ -124,12 +122,13 @@ def check_lmdb(split_dir, records, prefix, compressed):
     return check
 
 
-def main(mode, path, records_dir, prefix, *flags):
+def main(mode, path, records_dir, prefix, *args):
     records = load_records(records_dir)
     if mode == "npz":
         check = check_npz(path, records, prefix)
     else:
-        check = check_lmdb(path, records, prefix, "compressed" in flags)
+        conf_th, max_bb, min_bb = float(args[0]), int(args[1]), int(args[2])
+        check = check_lmdb(path, records, prefix, conf_th, max_bb, min_bb, "compressed" in args[3:])
     check.done()
 
 
