@@ -1,10 +1,15 @@
 use std::path::PathBuf;
 
 /// Every error names the file it concerns and, where there is one, the line, entry or tensor.
+/// Underlying I/O and LMDB errors are part of the message (fields named `error`, not `source`,
+/// so that `{:#}` chains do not print them twice).
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {error}")]
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     /// A record file that is not what `butd extract` writes (missing or malformed tensor,
     /// metadata, or an image id the id policy cannot give).
     #[error("{path}: {message}")]
@@ -15,21 +20,37 @@ pub enum FormatError {
     NoDetections { path: PathBuf, reason: String },
     /// A file being read that breaks its format; `at` says where (line, entry, dataset).
     #[error("{path}: {at}: {message}")]
-    Parse { path: PathBuf, at: String, message: String },
+    Parse {
+        path: PathBuf,
+        at: String,
+        message: String,
+    },
     /// A record the target format cannot hold as its consumer expects.
     #[error("{path}: image {image_id}: {message}")]
-    Unsupported { path: PathBuf, image_id: String, message: String },
-    #[error("{path}: LMDB: {source}")]
-    Lmdb { path: PathBuf, source: heed::Error },
+    Unsupported {
+        path: PathBuf,
+        image_id: String,
+        message: String,
+    },
+    #[error("{path}: LMDB: {error}")]
+    Lmdb { path: PathBuf, error: heed::Error },
 }
 
 impl FormatError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| FormatError::Io { path, source }
+        move |error| FormatError::Io { path, error }
     }
 
-    pub(crate) fn parse(path: impl Into<PathBuf>, at: impl Into<String>, message: impl Into<String>) -> Self {
-        FormatError::Parse { path: path.into(), at: at.into(), message: message.into() }
+    pub(crate) fn parse(
+        path: impl Into<PathBuf>,
+        at: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        FormatError::Parse {
+            path: path.into(),
+            at: at.into(),
+            message: message.into(),
+        }
     }
 }

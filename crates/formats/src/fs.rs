@@ -9,7 +9,9 @@ use crate::error::FormatError;
 
 /// The directory `path` is in (`.` for a bare file name).
 pub(crate) fn parent_dir(path: &Path) -> &Path {
-    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+    path.parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."))
 }
 
 /// A temporary file beside `path`.
@@ -25,7 +27,8 @@ pub(crate) fn make_public(path: &Path, is_dir: bool) -> Result<(), FormatError> 
     {
         use std::os::unix::fs::PermissionsExt;
         let mode = if is_dir { 0o755 } else { 0o644 };
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(FormatError::io(path))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+            .map_err(FormatError::io(path))?;
     }
     #[cfg(not(unix))]
     let _ = (path, is_dir);
@@ -35,7 +38,10 @@ pub(crate) fn make_public(path: &Path, is_dir: bool) -> Result<(), FormatError> 
 /// Renames `tmp` to `path`.
 pub(crate) fn persist(tmp: NamedTempFile, path: &Path) -> Result<(), FormatError> {
     make_public(tmp.path(), false)?;
-    tmp.persist(path).map_err(|e| FormatError::Io { path: path.to_path_buf(), source: e.error })?;
+    tmp.persist(path).map_err(|e| FormatError::Io {
+        path: path.to_path_buf(),
+        error: e.error,
+    })?;
     Ok(())
 }
 

@@ -31,10 +31,14 @@ pub fn lookup3(data: &[u8], initval: u32) -> u32 {
     fn rot(x: u32, k: u32) -> u32 {
         x.rotate_left(k)
     }
-    let mut a = 0xdeadbeefu32.wrapping_add(data.len() as u32).wrapping_add(initval);
+    let mut a = 0xdeadbeefu32
+        .wrapping_add(data.len() as u32)
+        .wrapping_add(initval);
     let (mut b, mut c) = (a, a);
     let word = |k: &[u8], i: usize| -> u32 {
-        (0..4).map(|j| k.get(i + j).map_or(0, |&x| (x as u32) << (8 * j))).fold(0, |s, x| s | x)
+        (0..4)
+            .map(|j| k.get(i + j).map_or(0, |&x| (x as u32) << (8 * j)))
+            .fold(0, |s, x| s | x)
     };
     let mut k = data;
     while k.len() > 12 {
@@ -211,7 +215,11 @@ fn root_header(links: &[(&str, u64)]) -> Vec<u8> {
 /// Completes a file whose dataset bytes are already in place (after the reserved
 /// [`SUPERBLOCK_LEN`] bytes, ending at `end`): appends the object headers and writes the
 /// superblock. Names must be shorter than 256 bytes.
-pub fn finish_file<F: Write + Seek>(file: &mut F, datasets: &[Hdf5Dataset], end: u64) -> std::io::Result<u64> {
+pub fn finish_file<F: Write + Seek>(
+    file: &mut F,
+    datasets: &[Hdf5Dataset],
+    end: u64,
+) -> std::io::Result<u64> {
     file.seek(SeekFrom::Start(end))?;
     let mut pos = end;
     let mut links = Vec::with_capacity(datasets.len());
@@ -232,13 +240,21 @@ pub fn finish_file<F: Write + Seek>(file: &mut F, datasets: &[Hdf5Dataset], end:
 }
 
 /// Reads the datasets of a file in the layout [`finish_file`] writes.
-pub fn read_datasets<F: Read + Seek>(file: &mut F, path: &Path) -> Result<Vec<Hdf5Dataset>, FormatError> {
+pub fn read_datasets<F: Read + Seek>(
+    file: &mut F,
+    path: &Path,
+) -> Result<Vec<Hdf5Dataset>, FormatError> {
     let err = |at: &str, m: String| FormatError::parse(path, at, m);
     let io = FormatError::io(path);
     let mut sb = [0u8; SUPERBLOCK_LEN as usize];
-    file.seek(SeekFrom::Start(0)).and_then(|_| file.read_exact(&mut sb)).map_err(io)?;
+    file.seek(SeekFrom::Start(0))
+        .and_then(|_| file.read_exact(&mut sb))
+        .map_err(io)?;
     if sb[..8] != SIGNATURE {
-        return Err(err("superblock", "not an HDF5 file (no signature at offset 0)".into()));
+        return Err(err(
+            "superblock",
+            "not an HDF5 file (no signature at offset 0)".into(),
+        ));
     }
     if !(2..=3).contains(&sb[8]) || sb[9] != 8 || sb[10] != 8 {
         return Err(err(
@@ -277,32 +293,50 @@ pub fn read_datasets<F: Read + Seek>(file: &mut F, path: &Path) -> Result<Vec<Hd
         }
         let len_size = 1usize << (flags & 0x03);
         let len_bytes = body.get(i..i + len_size).ok_or_else(short)?;
-        let name_len = len_bytes.iter().rev().fold(0usize, |s, &b| (s << 8) | b as usize);
+        let name_len = len_bytes
+            .iter()
+            .rev()
+            .fold(0usize, |s, &b| (s << 8) | b as usize);
         i += len_size;
         let name = body.get(i..i + name_len).ok_or_else(short)?;
         let name = String::from_utf8_lossy(name).into_owned();
-        let addr = u64_at(body.get(i + name_len..i + name_len + 8).ok_or_else(short)?, 0);
+        let addr = u64_at(
+            body.get(i + name_len..i + name_len + 8).ok_or_else(short)?,
+            0,
+        );
         datasets.push(read_dataset(file, addr, name, path)?);
     }
     Ok(datasets)
 }
 
 /// The messages (type, body) of the version-2 object header at `addr`.
-fn read_object_header<F: Read + Seek>(file: &mut F, addr: u64, path: &Path) -> Result<Vec<(u8, Vec<u8>)>, FormatError> {
+fn read_object_header<F: Read + Seek>(
+    file: &mut F,
+    addr: u64,
+    path: &Path,
+) -> Result<Vec<(u8, Vec<u8>)>, FormatError> {
     let at = format!("object header at {addr}");
     let err = |m: &str| FormatError::parse(path, &at, m);
     let io = FormatError::io(path);
     let mut prefix = [0u8; 6];
-    file.seek(SeekFrom::Start(addr)).and_then(|_| file.read_exact(&mut prefix)).map_err(io)?;
+    file.seek(SeekFrom::Start(addr))
+        .and_then(|_| file.read_exact(&mut prefix))
+        .map_err(io)?;
     if &prefix[..4] != b"OHDR" || prefix[4] != 2 {
         return Err(err("not a version-2 object header"));
     }
     let flags = prefix[5];
-    let mut extra = vec![0u8; if flags & 0x20 != 0 { 16 } else { 0 } + if flags & 0x10 != 0 { 4 } else { 0 }];
+    let mut extra =
+        vec![0u8; if flags & 0x20 != 0 { 16 } else { 0 } + if flags & 0x10 != 0 { 4 } else { 0 }];
     let size_len = 1usize << (flags & 0x03);
     let mut size_bytes = vec![0u8; size_len];
-    file.read_exact(&mut extra).and_then(|_| file.read_exact(&mut size_bytes)).map_err(FormatError::io(path))?;
-    let chunk = size_bytes.iter().rev().fold(0usize, |s, &b| (s << 8) | b as usize);
+    file.read_exact(&mut extra)
+        .and_then(|_| file.read_exact(&mut size_bytes))
+        .map_err(FormatError::io(path))?;
+    let chunk = size_bytes
+        .iter()
+        .rev()
+        .fold(0usize, |s, &b| (s << 8) | b as usize);
     let mut rest = vec![0u8; chunk + 4];
     file.read_exact(&mut rest).map_err(FormatError::io(path))?;
     let mut whole = prefix.to_vec();
@@ -319,7 +353,9 @@ fn read_object_header<F: Read + Seek>(file: &mut F, addr: u64, path: &Path) -> R
     while i + header_len <= chunk {
         let kind = body[i];
         let size = u16::from_le_bytes([body[i + 1], body[i + 2]]) as usize;
-        let data = body.get(i + header_len..i + header_len + size).ok_or_else(|| err("message runs past its chunk"))?;
+        let data = body
+            .get(i + header_len..i + header_len + size)
+            .ok_or_else(|| err("message runs past its chunk"))?;
         if kind == MSG_CONTINUATION {
             return Err(err("continuation chunks are not read here"));
         }
@@ -329,7 +365,12 @@ fn read_object_header<F: Read + Seek>(file: &mut F, addr: u64, path: &Path) -> R
     Ok(messages)
 }
 
-fn read_dataset<F: Read + Seek>(file: &mut F, addr: u64, name: String, path: &Path) -> Result<Hdf5Dataset, FormatError> {
+fn read_dataset<F: Read + Seek>(
+    file: &mut F,
+    addr: u64,
+    name: String,
+    path: &Path,
+) -> Result<Hdf5Dataset, FormatError> {
     let at = format!("dataset {name}");
     let err = |m: String| FormatError::parse(path, &at, m);
     let (mut shape, mut dtype, mut offset) = (None, None, None);
@@ -343,30 +384,47 @@ fn read_dataset<F: Read + Seek>(file: &mut F, addr: u64, name: String, path: &Pa
                     v => return Err(err(format!("dataspace version {v:?}"))),
                 };
                 let dims = (0..rank)
-                    .map(|r| m.get(start + 8 * r..start + 8 * r + 8).map(|b| u64::from_le_bytes(b.try_into().expect("8"))))
+                    .map(|r| {
+                        m.get(start + 8 * r..start + 8 * r + 8)
+                            .map(|b| u64::from_le_bytes(b.try_into().expect("8")))
+                    })
                     .collect::<Option<Vec<_>>>()
                     .ok_or_else(|| err("truncated dataspace".into()))?;
                 shape = Some(dims);
             }
             MSG_DATATYPE => {
-                let size = m.get(4..8).map(|b| u32::from_le_bytes(b.try_into().expect("4")));
+                let size = m
+                    .get(4..8)
+                    .map(|b| u32::from_le_bytes(b.try_into().expect("4")));
                 dtype = match (m.first().map(|c| c & 0x0f), m.get(1), size) {
                     (Some(1), Some(&bits), Some(4)) if bits & 0x01 == 0 => Some(Hdf5Dtype::F32),
                     (Some(0), Some(&bits), Some(4)) if bits & 0x09 == 0x08 => Some(Hdf5Dtype::I32),
-                    _ => return Err(err(format!("datatype {:02x?} is not little-endian f32 or i32", &m[..m.len().min(8)]))),
+                    _ => {
+                        return Err(err(format!(
+                            "datatype {:02x?} is not little-endian f32 or i32",
+                            &m[..m.len().min(8)]
+                        )))
+                    }
                 };
             }
             MSG_LAYOUT => {
                 if m.first() != Some(&3) || m.get(1) != Some(&1) {
                     return Err(err("only contiguous layouts (version 3) are read".into()));
                 }
-                offset = m.get(2..10).map(|b| u64::from_le_bytes(b.try_into().expect("8")));
+                offset = m
+                    .get(2..10)
+                    .map(|b| u64::from_le_bytes(b.try_into().expect("8")));
             }
             _ => {}
         }
     }
     match (shape, dtype, offset) {
-        (Some(shape), Some(dtype), Some(offset)) => Ok(Hdf5Dataset { name, dtype, shape, offset }),
+        (Some(shape), Some(dtype), Some(offset)) => Ok(Hdf5Dataset {
+            name,
+            dtype,
+            shape,
+            offset,
+        }),
         _ => Err(err("missing dataspace, datatype or layout".into())),
     }
 }
@@ -389,14 +447,26 @@ mod tests {
     fn datasets_read_back() {
         let mut file = Cursor::new(vec![0u8; SUPERBLOCK_LEN as usize + 40]);
         let sets = vec![
-            Hdf5Dataset { name: "a".into(), dtype: Hdf5Dtype::F32, shape: vec![2, 3], offset: 48 },
-            Hdf5Dataset { name: "pos".into(), dtype: Hdf5Dtype::I32, shape: vec![2, 2], offset: 72 },
+            Hdf5Dataset {
+                name: "a".into(),
+                dtype: Hdf5Dtype::F32,
+                shape: vec![2, 3],
+                offset: 48,
+            },
+            Hdf5Dataset {
+                name: "pos".into(),
+                dtype: Hdf5Dtype::I32,
+                shape: vec![2, 2],
+                offset: 72,
+            },
         ];
         let eof = finish_file(&mut file, &sets, 88).unwrap();
         assert_eq!(eof, file.get_ref().len() as u64);
         assert_eq!(read_datasets(&mut file, Path::new("x.h5")).unwrap(), sets);
         file.get_mut()[100] ^= 1;
-        let e = read_datasets(&mut file, Path::new("x.h5")).unwrap_err().to_string();
+        let e = read_datasets(&mut file, Path::new("x.h5"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("checksum"), "{e}");
     }
 }

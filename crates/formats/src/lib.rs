@@ -26,15 +26,15 @@ mod uniter;
 mod vqa;
 
 pub use error::FormatError;
-pub use hdf5::{lookup3, Hdf5Dataset, Hdf5Dtype};
-pub use record::int_suffix;
 pub use npy::{npy_bytes, parse_npy, read_npz, write_npz, NdArray, NpyDtype};
+pub use record::int_suffix;
 pub use record::{IdPolicy, Record};
-pub use tsv::{ButdTsvReader, ButdTsvWriter, LxmertTsvReader, LxmertTsvWriter, TsvFile, BUTD_FIELDS, LXMERT_FIELDS};
+pub use tsv::{
+    ButdTsvReader, ButdTsvWriter, LxmertTsvReader, LxmertTsvWriter, TsvFile, BUTD_FIELDS,
+    LXMERT_FIELDS,
+};
 pub use uniter::{
-    compute_nbb, python_float_str, read_uniter_npz, uniter_db_name, write_uniter_npz,
-    UniterEntry, UniterLmdbReader, UniterLmdbWriter, UniterOptions,
+    compute_nbb, python_float_str, read_uniter_npz, uniter_db_name, write_uniter_npz, UniterEntry,
+    UniterLmdbReader, UniterLmdbWriter, UniterOptions,
 };
-pub use vqa::{
-    imgid2idx_path, normalized_box, read_vqa_hdf5, VqaHdf5, VqaHdf5Writer, VqaImage, VqaLayout,
-};
+pub use vqa::{imgid2idx_path, normalized_box, VqaHdf5, VqaHdf5Writer, VqaImage, VqaLayout};

@@ -52,7 +52,10 @@ impl IdPolicy {
     /// Reads a JSON object mapping stems to ids (strings or integers).
     pub fn load_map(path: &Path) -> Result<IdPolicy, FormatError> {
         let text = std::fs::read_to_string(path).map_err(FormatError::io(path))?;
-        let bad = |message: String| FormatError::Record { path: path.to_path_buf(), message };
+        let bad = |message: String| FormatError::Record {
+            path: path.to_path_buf(),
+            message,
+        };
         let value: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
         let object = value
@@ -64,7 +67,9 @@ impl IdPolicy {
                 serde_json::Value::String(s) => s.clone(),
                 serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
                 other => {
-                    return Err(bad(format!("id of {stem:?} must be a string or an integer, not {other}")))
+                    return Err(bad(format!(
+                        "id of {stem:?} must be a string or an integer, not {other}"
+                    )))
                 }
             };
             map.insert(stem.clone(), id);
@@ -76,11 +81,13 @@ impl IdPolicy {
     pub fn image_id(&self, stem: &str) -> Result<String, String> {
         match self {
             IdPolicy::Stem => Ok(stem.to_string()),
-            IdPolicy::IntSuffix => int_suffix(stem)
-                .ok_or_else(|| format!("image stem {stem:?} does not end in decimal digits (id policy int-suffix)")),
-            IdPolicy::Map(map) => {
-                map.get(stem).cloned().ok_or_else(|| format!("image stem {stem:?} is not in the id map"))
-            }
+            IdPolicy::IntSuffix => int_suffix(stem).ok_or_else(|| {
+                format!("image stem {stem:?} does not end in decimal digits (id policy int-suffix)")
+            }),
+            IdPolicy::Map(map) => map
+                .get(stem)
+                .cloned()
+                .ok_or_else(|| format!("image stem {stem:?} is not in the id map")),
         }
     }
 }
@@ -93,7 +100,11 @@ pub fn int_suffix(stem: &str) -> Option<String> {
         return None;
     }
     let suffix = stem[stem.len() - digits..].trim_start_matches('0');
-    Some(if suffix.is_empty() { "0".to_string() } else { suffix.to_string() })
+    Some(if suffix.is_empty() {
+        "0".to_string()
+    } else {
+        suffix.to_string()
+    })
 }
 
 /// A tensor's values after checking its dtype and shape (`None` in `shape` = any length).
@@ -108,9 +119,15 @@ fn values<T>(
     let actual = view.shape();
     let fits = view.dtype() == dtype
         && actual.len() == shape.len()
-        && actual.iter().zip(shape).all(|(&a, s)| s.map_or(true, |s| s == a));
+        && actual
+            .iter()
+            .zip(shape)
+            .all(|(&a, s)| s.is_none_or(|s| s == a));
     if !fits {
-        let want: Vec<String> = shape.iter().map(|s| s.map_or("*".into(), |s| s.to_string())).collect();
+        let want: Vec<String> = shape
+            .iter()
+            .map(|s| s.map_or("*".into(), |s| s.to_string()))
+            .collect();
         return Err(FormatError::Record {
             path: path.to_path_buf(),
             message: format!(
@@ -121,7 +138,10 @@ fn values<T>(
         });
     }
     let size = view.dtype().size();
-    Ok((actual.to_vec(), view.data().chunks_exact(size).map(decode).collect()))
+    Ok((
+        actual.to_vec(),
+        view.data().chunks_exact(size).map(decode).collect(),
+    ))
 }
 
 fn f32_le(b: &[u8]) -> f32 {
@@ -144,14 +164,23 @@ impl Record {
     /// Columns of [`Record::soft_labels`] (1601 for the VG model).
     pub fn soft_labels_dim(&self) -> Option<usize> {
         let k = self.num_boxes();
-        self.soft_labels.as_ref().filter(|_| k > 0).map(|s| s.len() / k)
+        self.soft_labels
+            .as_ref()
+            .filter(|_| k > 0)
+            .map(|s| s.len() / k)
     }
 
     /// The stem the id policy applies to: `image_name` metadata without its extension, else the
     /// record file's stem.
     pub fn image_stem(path: &Path, image_name: Option<&str>) -> String {
-        let from_name = image_name.and_then(|n| Path::new(n).file_stem()).map(|s| s.to_string_lossy().into_owned());
-        from_name.unwrap_or_else(|| path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default())
+        let from_name = image_name
+            .and_then(|n| Path::new(n).file_stem())
+            .map(|s| s.to_string_lossy().into_owned());
+        from_name.unwrap_or_else(|| {
+            path.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
     }
 
     /// Reads a record file. A record without detections (the golden crash record, or K = 0)
@@ -161,32 +190,67 @@ impl Record {
         // SAFETY: the map is read-only and dropped before returning; records are written by
         // rename, never modified in place.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(FormatError::io(path))?;
-        let bad = |message: String| FormatError::Record { path: path.to_path_buf(), message };
-        let (_, header) = SafeTensors::read_metadata(&map).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
-        let st = SafeTensors::deserialize(&map).map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let bad = |message: String| FormatError::Record {
+            path: path.to_path_buf(),
+            message,
+        };
+        let (_, header) = SafeTensors::read_metadata(&map)
+            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
+        let st = SafeTensors::deserialize(&map)
+            .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
         let meta = header.metadata().clone().unwrap_or_default();
         let tensor = |name: &str| st.tensor(name).ok();
 
         let Some(boxes_view) = tensor("boxes") else {
-            let reason = meta.get("caffe_result").cloned().unwrap_or_else(|| "no `boxes` tensor".into());
-            return Err(FormatError::NoDetections { path: path.to_path_buf(), reason });
+            let reason = meta
+                .get("caffe_result")
+                .cloned()
+                .unwrap_or_else(|| "no `boxes` tensor".into());
+            return Err(FormatError::NoDetections {
+                path: path.to_path_buf(),
+                reason,
+            });
         };
-        let (shape, flat) = values(path, "boxes", &boxes_view, Dtype::F32, &[None, Some(4)], f32_le)?;
+        let (shape, flat) = values(
+            path,
+            "boxes",
+            &boxes_view,
+            Dtype::F32,
+            &[None, Some(4)],
+            f32_le,
+        )?;
         let k = shape[0];
         if k == 0 {
-            return Err(FormatError::NoDetections { path: path.to_path_buf(), reason: "0 kept boxes".into() });
+            return Err(FormatError::NoDetections {
+                path: path.to_path_buf(),
+                reason: "0 kept boxes".into(),
+            });
         }
-        let boxes = flat.chunks_exact(4).map(|b| [b[0], b[1], b[2], b[3]]).collect();
+        let boxes = flat
+            .chunks_exact(4)
+            .map(|b| [b[0], b[1], b[2], b[3]])
+            .collect();
 
         let features_view = tensor("features").ok_or_else(|| bad("no `features` tensor".into()))?;
-        let (shape, features) = values(path, "features", &features_view, Dtype::F32, &[Some(k), None], f32_le)?;
+        let (shape, features) = values(
+            path,
+            "features",
+            &features_view,
+            Dtype::F32,
+            &[Some(k), None],
+            f32_le,
+        )?;
         let feature_dim = shape[1];
 
         let per_box_i64 = |name: &str| -> Result<Option<Vec<i64>>, FormatError> {
-            tensor(name).map(|v| values(path, name, &v, Dtype::I64, &[Some(k)], i64_le).map(|(_, x)| x)).transpose()
+            tensor(name)
+                .map(|v| values(path, name, &v, Dtype::I64, &[Some(k)], i64_le).map(|(_, x)| x))
+                .transpose()
         };
         let per_box_f32 = |name: &str| -> Result<Option<Vec<f32>>, FormatError> {
-            tensor(name).map(|v| values(path, name, &v, Dtype::F32, &[Some(k)], f32_le).map(|(_, x)| x)).transpose()
+            tensor(name)
+                .map(|v| values(path, name, &v, Dtype::F32, &[Some(k)], f32_le).map(|(_, x)| x))
+                .transpose()
         };
 
         let keep = per_box_i64("keep")?;
@@ -194,13 +258,19 @@ impl Record {
             None => (None, None),
             Some(keep) => {
                 let max_conf = tensor("max_conf")
-                    .map(|v| values(path, "max_conf", &v, Dtype::F64, &[None], f64_le).map(|(_, x)| x))
+                    .map(|v| {
+                        values(path, "max_conf", &v, Dtype::F64, &[None], f64_le).map(|(_, x)| x)
+                    })
                     .transpose()?;
                 let r = max_conf.as_ref().map(Vec::len);
                 let cls_prob = tensor("cls_prob")
                     .map(|v| values(path, "cls_prob", &v, Dtype::F32, &[r, None], f32_le))
                     .transpose()?;
-                let rows = max_conf.as_ref().map(Vec::len).or(cls_prob.as_ref().map(|(s, _)| s[0])).unwrap_or(0);
+                let rows = max_conf
+                    .as_ref()
+                    .map(Vec::len)
+                    .or(cls_prob.as_ref().map(|(s, _)| s[0]))
+                    .unwrap_or(0);
                 let keep: Vec<usize> = keep
                     .iter()
                     .map(|&i| usize::try_from(i).ok().filter(|&i| i < rows))
@@ -209,15 +279,20 @@ impl Record {
                 let conf = max_conf.map(|m| keep.iter().map(|&i| m[i]).collect());
                 let soft = cls_prob.map(|(shape, p)| {
                     let c = shape[1];
-                    keep.iter().flat_map(|&i| p[i * c..(i + 1) * c].iter().copied()).collect()
+                    keep.iter()
+                        .flat_map(|&i| p[i * c..(i + 1) * c].iter().copied())
+                        .collect()
                 });
                 (conf, soft)
             }
         };
 
         let dim = |key: &str| -> Result<usize, FormatError> {
-            let text = meta.get(key).ok_or_else(|| bad(format!("no `{key}` metadata")))?;
-            text.parse().map_err(|_| bad(format!("metadata `{key}` = {text:?} is not an integer")))
+            let text = meta
+                .get(key)
+                .ok_or_else(|| bad(format!("no `{key}` metadata")))?;
+            text.parse()
+                .map_err(|_| bad(format!("metadata `{key}` = {text:?} is not an integer")))
         };
         let stem = Record::image_stem(path, meta.get("image_name").map(String::as_str));
         let image_id = policy.image_id(&stem).map_err(bad)?;
@@ -244,7 +319,10 @@ mod tests {
 
     #[test]
     fn int_suffix_drops_the_zero_padding() {
-        assert_eq!(int_suffix("COCO_val2014_000000123456").as_deref(), Some("123456"));
+        assert_eq!(
+            int_suffix("COCO_val2014_000000123456").as_deref(),
+            Some("123456")
+        );
         assert_eq!(int_suffix("2345").as_deref(), Some("2345"));
         assert_eq!(int_suffix("img_000").as_deref(), Some("0"));
         assert_eq!(int_suffix("coffee"), None);
@@ -253,7 +331,10 @@ mod tests {
     #[test]
     fn policies_name_what_they_could_not_map() {
         assert_eq!(IdPolicy::Stem.image_id("coffee").unwrap(), "coffee");
-        assert!(IdPolicy::IntSuffix.image_id("coffee").unwrap_err().contains("coffee"));
+        assert!(IdPolicy::IntSuffix
+            .image_id("coffee")
+            .unwrap_err()
+            .contains("coffee"));
         let map = IdPolicy::Map([("coffee".to_string(), "42".to_string())].into());
         assert_eq!(map.image_id("coffee").unwrap(), "42");
         assert!(map.image_id("tea").unwrap_err().contains("tea"));
@@ -261,7 +342,10 @@ mod tests {
 
     #[test]
     fn stem_comes_from_the_image_name_first() {
-        assert_eq!(Record::image_stem(Path::new("d/x.safetensors"), Some("COCO_1.jpg")), "COCO_1");
+        assert_eq!(
+            Record::image_stem(Path::new("d/x.safetensors"), Some("COCO_1.jpg")),
+            "COCO_1"
+        );
         assert_eq!(Record::image_stem(Path::new("d/x.safetensors"), None), "x");
     }
 }

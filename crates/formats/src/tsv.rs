@@ -12,17 +12,38 @@ use crate::error::FormatError;
 use crate::record::Record;
 
 /// `generate_tsv.py`'s FIELDNAMES (width before height).
-pub const BUTD_FIELDS: [&str; 6] = ["image_id", "image_w", "image_h", "num_boxes", "boxes", "features"];
+pub const BUTD_FIELDS: [&str; 6] = [
+    "image_id",
+    "image_w",
+    "image_h",
+    "num_boxes",
+    "boxes",
+    "features",
+];
 /// LXMERT's FIELDNAMES (height before width).
 pub const LXMERT_FIELDS: [&str; 10] = [
-    "img_id", "img_h", "img_w", "objects_id", "objects_conf", "attrs_id", "attrs_conf", "num_boxes", "boxes", "features",
+    "img_id",
+    "img_h",
+    "img_w",
+    "objects_id",
+    "objects_conf",
+    "attrs_id",
+    "attrs_conf",
+    "num_boxes",
+    "boxes",
+    "features",
 ];
 
 /// The excel dialect's line terminator, which `csv.DictWriter` writes.
 const LINE_END: &str = "\r\n";
 
 /// Appends the standard base64 of `values`' little-endian bytes to `line`.
-fn push_b64<T: Copy, const N: usize>(line: &mut String, bytes: &mut Vec<u8>, values: &[T], to_le: fn(T) -> [u8; N]) {
+fn push_b64<T: Copy, const N: usize>(
+    line: &mut String,
+    bytes: &mut Vec<u8>,
+    values: &[T],
+    to_le: fn(T) -> [u8; N],
+) {
     bytes.clear();
     bytes.extend(values.iter().flat_map(|&v| to_le(v)));
     STANDARD.encode_string(&bytes[..], line);
@@ -70,16 +91,28 @@ impl Write for TsvFile {
 impl TsvFile {
     fn create(path: &Path, append: bool) -> Result<TsvFile, FormatError> {
         let target = if append {
-            TsvTarget::Append(OpenOptions::new().create(true).append(true).open(path).map_err(FormatError::io(path))?)
+            TsvTarget::Append(
+                OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(path)
+                    .map_err(FormatError::io(path))?,
+            )
         } else {
             TsvTarget::Temp(crate::fs::temp_beside(path)?)
         };
-        Ok(TsvFile { path: path.to_path_buf(), out: BufWriter::with_capacity(1 << 20, target) })
+        Ok(TsvFile {
+            path: path.to_path_buf(),
+            out: BufWriter::with_capacity(1 << 20, target),
+        })
     }
 
     /// Flushes, and renames a new file into place; returns its path.
     pub fn commit(self) -> Result<PathBuf, FormatError> {
-        let target = self.out.into_inner().map_err(|e| FormatError::Io { path: self.path.clone(), source: e.into_error() })?;
+        let target = self.out.into_inner().map_err(|e| FormatError::Io {
+            path: self.path.clone(),
+            error: e.into_error(),
+        })?;
         if let TsvTarget::Temp(tmp) = target {
             crate::fs::persist(tmp, &self.path)?;
         }
@@ -97,11 +130,20 @@ struct TsvOut<W: Write> {
 
 impl<W: Write> TsvOut<W> {
     fn new(out: W, path: PathBuf) -> Self {
-        TsvOut { out, path, line: String::new(), bytes: Vec::new() }
+        TsvOut {
+            out,
+            path,
+            line: String::new(),
+            bytes: Vec::new(),
+        }
     }
 
     fn unsupported(&self, r: &Record, message: impl Into<String>) -> FormatError {
-        FormatError::Unsupported { path: self.path.clone(), image_id: r.image_id.clone(), message: message.into() }
+        FormatError::Unsupported {
+            path: self.path.clone(),
+            image_id: r.image_id.clone(),
+            message: message.into(),
+        }
     }
 
     fn field(&mut self, text: &str) {
@@ -118,7 +160,9 @@ impl<W: Write> TsvOut<W> {
 
     fn end_row(&mut self) -> Result<(), FormatError> {
         self.line.push_str(LINE_END);
-        self.out.write_all(self.line.as_bytes()).map_err(FormatError::io(&self.path))?;
+        self.out
+            .write_all(self.line.as_bytes())
+            .map_err(FormatError::io(&self.path))?;
         self.line.clear();
         Ok(())
     }
@@ -154,7 +198,9 @@ impl ButdTsvWriter {
 impl<W: Write> ButdTsvWriter<W> {
     /// `path` names the target in errors.
     pub fn new(out: W, path: impl Into<PathBuf>) -> Self {
-        ButdTsvWriter { out: TsvOut::new(out, path.into()) }
+        ButdTsvWriter {
+            out: TsvOut::new(out, path.into()),
+        }
     }
 
     pub fn write(&mut self, r: &Record) -> Result<(), FormatError> {
@@ -185,7 +231,9 @@ impl<W: Write> ButdTsvWriter<W> {
 /// `[0, 1 + 1e-5]` (`np.testing.assert_array_less` in `src/tasks/*_data.py`), in float32.
 fn lxmert_box_in_range(b: &[f32; 4], w: usize, h: usize) -> bool {
     let (w, h) = (w as f32, h as f32);
-    [b[0] / w, b[1] / h, b[2] / w, b[3] / h].iter().all(|&x| x < 1.0 + 1e-5 && -x < 1e-5)
+    [b[0] / w, b[1] / h, b[2] / w, b[3] / h]
+        .iter()
+        .all(|&x| x < 1.0 + 1e-5 && -x < 1e-5)
 }
 
 /// Writes LXMERT obj36 TSV rows: `img_id, img_h, img_w, objects_id, objects_conf, attrs_id,
@@ -204,22 +252,37 @@ impl LxmertTsvWriter {
 impl<W: Write> LxmertTsvWriter<W> {
     /// `path` names the target in errors.
     pub fn new(out: W, path: impl Into<PathBuf>) -> Self {
-        LxmertTsvWriter { out: TsvOut::new(out, path.into()) }
+        LxmertTsvWriter {
+            out: TsvOut::new(out, path.into()),
+        }
     }
 
     pub fn write(&mut self, r: &Record) -> Result<(), FormatError> {
         if needs_csv_quoting(&r.image_id) {
-            return Err(self.out.unsupported(r, "img_id holds a tab, newline or quote, which csv would quote"));
+            return Err(self.out.unsupported(
+                r,
+                "img_id holds a tab, newline or quote, which csv would quote",
+            ));
         }
         let (Some(objects_id), Some(objects_conf), Some(attrs_id), Some(attrs_conf)) =
             (&r.objects_id, &r.objects_conf, &r.attrs_id, &r.attrs_conf)
         else {
-            return Err(self.out.unsupported(r, "LXMERT TSV needs objects_id, objects_conf, attrs_id and attrs_conf"));
-        };
-        if let Some(b) = r.boxes.iter().find(|b| !lxmert_box_in_range(b, r.image_w, r.image_h)) {
             return Err(self.out.unsupported(
                 r,
-                format!("box {b:?} leaves the {}×{} image; LXMERT's loaders assert boxes lie inside", r.image_w, r.image_h),
+                "LXMERT TSV needs objects_id, objects_conf, attrs_id and attrs_conf",
+            ));
+        };
+        if let Some(b) = r
+            .boxes
+            .iter()
+            .find(|b| !lxmert_box_in_range(b, r.image_w, r.image_h))
+        {
+            return Err(self.out.unsupported(
+                r,
+                format!(
+                    "box {b:?} leaves the {}×{} image; LXMERT's loaders assert boxes lie inside",
+                    r.image_w, r.image_h
+                ),
             ));
         }
         let o = &mut self.out;
@@ -261,7 +324,12 @@ struct Row<'a> {
 
 impl<R: BufRead> TsvIn<R> {
     fn new(input: R, path: PathBuf) -> Self {
-        TsvIn { input, path, line_no: 0, line: Vec::new() }
+        TsvIn {
+            input,
+            path,
+            line_no: 0,
+            line: Vec::new(),
+        }
     }
 
     /// The next non-blank row, split into exactly `names.len()` fields.
@@ -272,7 +340,12 @@ impl<R: BufRead> TsvIn<R> {
             match self.input.read_until(b'\n', &mut self.line) {
                 Ok(0) => return None,
                 Ok(_) => {}
-                Err(e) => return Some(Err(FormatError::Io { path: self.path.clone(), source: e })),
+                Err(e) => {
+                    return Some(Err(FormatError::Io {
+                        path: self.path.clone(),
+                        error: e,
+                    }))
+                }
             }
             while self.line.last().is_some_and(|&c| c == b'\n' || c == b'\r') {
                 self.line.pop();
@@ -286,16 +359,30 @@ impl<R: BufRead> TsvIn<R> {
             return Some(Err(FormatError::parse(
                 &self.path,
                 format!("line {}", self.line_no),
-                format!("{} tab-separated fields, expected {} ({})", fields.len(), names.len(), names.join(", ")),
+                format!(
+                    "{} tab-separated fields, expected {} ({})",
+                    fields.len(),
+                    names.len(),
+                    names.join(", ")
+                ),
             )));
         }
-        Some(Ok(Row { fields, names, path: &self.path, line_no: self.line_no }))
+        Some(Ok(Row {
+            fields,
+            names,
+            path: &self.path,
+            line_no: self.line_no,
+        }))
     }
 }
 
 impl Row<'_> {
     fn error(&self, i: usize, message: impl std::fmt::Display) -> FormatError {
-        FormatError::parse(self.path, format!("line {}, field {}", self.line_no, self.names[i]), message.to_string())
+        FormatError::parse(
+            self.path,
+            format!("line {}, field {}", self.line_no, self.names[i]),
+            message.to_string(),
+        )
     }
 
     fn text(&self, i: usize) -> Result<String, FormatError> {
@@ -304,28 +391,52 @@ impl Row<'_> {
 
     fn int(&self, i: usize) -> Result<usize, FormatError> {
         let text = self.text(i)?;
-        text.parse().map_err(|_| self.error(i, format!("{text:?} is not a non-negative integer")))
+        text.parse()
+            .map_err(|_| self.error(i, format!("{text:?} is not a non-negative integer")))
     }
 
     /// Decodes a base64 field of `N`-byte little-endian values; `count` checks their number.
-    fn b64<T, const N: usize>(&self, i: usize, count: Option<usize>, from_le: fn([u8; N]) -> T) -> Result<Vec<T>, FormatError> {
-        let bytes = STANDARD.decode(self.fields[i]).map_err(|e| self.error(i, format!("bad base64: {e}")))?;
+    fn b64<T, const N: usize>(
+        &self,
+        i: usize,
+        count: Option<usize>,
+        from_le: fn([u8; N]) -> T,
+    ) -> Result<Vec<T>, FormatError> {
+        let bytes = STANDARD
+            .decode(self.fields[i])
+            .map_err(|e| self.error(i, format!("bad base64: {e}")))?;
         if bytes.len() % N != 0 || count.is_some_and(|c| c * N != bytes.len()) {
-            let want = count.map_or_else(|| format!("a multiple of {N}"), |c| format!("{c} values of {N} bytes"));
+            let want = count.map_or_else(
+                || format!("a multiple of {N}"),
+                |c| format!("{c} values of {N} bytes"),
+            );
             return Err(self.error(i, format!("{} bytes, expected {want}", bytes.len())));
         }
-        Ok(bytes.chunks_exact(N).map(|c| from_le(c.try_into().expect("chunks_exact(N)"))).collect())
+        Ok(bytes
+            .chunks_exact(N)
+            .map(|c| from_le(c.try_into().expect("chunks_exact(N)")))
+            .collect())
     }
 
     fn boxes(&self, i: usize, k: usize) -> Result<Vec<[f32; 4]>, FormatError> {
-        Ok(self.b64(i, Some(4 * k), f32::from_le_bytes)?.chunks_exact(4).map(|b| [b[0], b[1], b[2], b[3]]).collect())
+        Ok(self
+            .b64(i, Some(4 * k), f32::from_le_bytes)?
+            .chunks_exact(4)
+            .map(|b| [b[0], b[1], b[2], b[3]])
+            .collect())
     }
 
     /// `(features, feature_dim)`: `k` rows of equal length, as `reshape(num_boxes, -1)` needs.
     fn features(&self, i: usize, k: usize) -> Result<(Vec<f32>, usize), FormatError> {
         let features = self.b64(i, None, f32::from_le_bytes)?;
         if k == 0 || features.len() % k != 0 {
-            return Err(self.error(i, format!("{} values do not split into num_boxes = {k} rows", features.len())));
+            return Err(self.error(
+                i,
+                format!(
+                    "{} values do not split into num_boxes = {k} rows",
+                    features.len()
+                ),
+            ));
         }
         let dim = features.len() / k;
         Ok((features, dim))
@@ -341,13 +452,18 @@ pub struct ButdTsvReader<R: BufRead = BufReader<File>> {
 impl ButdTsvReader {
     pub fn open(path: &Path) -> Result<Self, FormatError> {
         let file = File::open(path).map_err(FormatError::io(path))?;
-        Ok(ButdTsvReader::new(BufReader::with_capacity(1 << 20, file), path))
+        Ok(ButdTsvReader::new(
+            BufReader::with_capacity(1 << 20, file),
+            path,
+        ))
     }
 }
 
 impl<R: BufRead> ButdTsvReader<R> {
     pub fn new(input: R, path: impl Into<PathBuf>) -> Self {
-        ButdTsvReader { input: TsvIn::new(input, path.into()) }
+        ButdTsvReader {
+            input: TsvIn::new(input, path.into()),
+        }
     }
 }
 
@@ -394,13 +510,18 @@ pub struct LxmertTsvReader<R: BufRead = BufReader<File>> {
 impl LxmertTsvReader {
     pub fn open(path: &Path) -> Result<Self, FormatError> {
         let file = File::open(path).map_err(FormatError::io(path))?;
-        Ok(LxmertTsvReader::new(BufReader::with_capacity(1 << 20, file), path))
+        Ok(LxmertTsvReader::new(
+            BufReader::with_capacity(1 << 20, file),
+            path,
+        ))
     }
 }
 
 impl<R: BufRead> LxmertTsvReader<R> {
     pub fn new(input: R, path: impl Into<PathBuf>) -> Self {
-        LxmertTsvReader { input: TsvIn::new(input, path.into()) }
+        LxmertTsvReader {
+            input: TsvIn::new(input, path.into()),
+        }
     }
 }
 
@@ -476,8 +597,13 @@ mod tests {
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert!(text.starts_with("42\t45\t30\t2\t"), "{}", &text[..20]);
         assert_eq!(text.matches("\r\n").count(), 2);
-        let back: Vec<Record> = ButdTsvReader::new(Cursor::new(bytes), "mem.tsv").collect::<Result<_, _>>().unwrap();
-        assert_eq!(back, vec![without_labels(record("42")), without_labels(record("7"))]);
+        let back: Vec<Record> = ButdTsvReader::new(Cursor::new(bytes), "mem.tsv")
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            back,
+            vec![without_labels(record("42")), without_labels(record("7"))]
+        );
         // -0.0 == 0.0 would hide a sign flip: compare the bits.
         assert_eq!(back[0].features[5].to_bits(), (-0.0f32).to_bits());
     }
@@ -488,7 +614,9 @@ mod tests {
         w.write(&record("COCO_val2014_000000000042")).unwrap();
         let bytes = w.finish().unwrap();
         assert!(bytes.starts_with(b"COCO_val2014_000000000042\t30\t45\t"));
-        let back: Vec<Record> = LxmertTsvReader::new(Cursor::new(bytes), "mem.tsv").collect::<Result<_, _>>().unwrap();
+        let back: Vec<Record> = LxmertTsvReader::new(Cursor::new(bytes), "mem.tsv")
+            .collect::<Result<_, _>>()
+            .unwrap();
         assert_eq!(back, vec![record("COCO_val2014_000000000042")]);
     }
 
@@ -496,13 +624,19 @@ mod tests {
     fn butd_refuses_a_non_integer_id() {
         let mut w = ButdTsvWriter::new(Vec::new(), "out.tsv");
         let e = w.write(&record("coffee")).unwrap_err().to_string();
-        assert!(e.contains("out.tsv") && e.contains("coffee") && e.contains("integer"), "{e}");
+        assert!(
+            e.contains("out.tsv") && e.contains("coffee") && e.contains("integer"),
+            "{e}"
+        );
     }
 
     #[test]
     fn lxmert_refuses_missing_labels_and_boxes_outside_the_image() {
         let mut w = LxmertTsvWriter::new(Vec::new(), "out.tsv");
-        let e = w.write(&without_labels(record("a"))).unwrap_err().to_string();
+        let e = w
+            .write(&without_labels(record("a")))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("objects_id"), "{e}");
         let mut r = record("a");
         r.boxes[1][2] = 45.5;
@@ -516,9 +650,15 @@ mod tests {
         let text = "1\t2\t3\t1\tAAAA\tAAAA\r\n\r\n1\t2\t3\t1\tAAAA\n";
         let mut rows = ButdTsvReader::new(Cursor::new(text), "x.tsv");
         let e = rows.next().unwrap().unwrap_err().to_string();
-        assert!(e.contains("x.tsv: line 1, field boxes") && e.contains("3 bytes"), "{e}");
+        assert!(
+            e.contains("x.tsv: line 1, field boxes") && e.contains("3 bytes"),
+            "{e}"
+        );
         let e = rows.next().unwrap().unwrap_err().to_string();
-        assert!(e.contains("line 3") && e.contains("5 tab-separated fields"), "{e}");
+        assert!(
+            e.contains("line 3") && e.contains("5 tab-separated fields"),
+            "{e}"
+        );
         assert!(rows.next().is_none());
     }
 }

@@ -34,7 +34,10 @@ impl UniterEntry {
     ///   the record has them.
     pub fn from_record(r: &Record, prefix: &str) -> Result<UniterEntry, String> {
         let k = r.num_boxes();
-        let conf = r.conf.as_ref().ok_or("UNITER's conf needs the record's `keep` and `max_conf`")?;
+        let conf = r
+            .conf
+            .as_ref()
+            .ok_or("UNITER's conf needs the record's `keep` and `max_conf`")?;
         let norm_bb: Vec<f16> = r
             .boxes
             .iter()
@@ -45,14 +48,20 @@ impl UniterEntry {
         let conf: Vec<f16> = conf.iter().map(|&c| f16::from_f32(c as f32)).collect();
         let mut arrays = vec![
             ("norm_bb".to_string(), NdArray::f16(&norm_bb, &[k, 6])),
-            ("features".to_string(), NdArray::f16(&features, &[k, r.feature_dim])),
+            (
+                "features".to_string(),
+                NdArray::f16(&features, &[k, r.feature_dim]),
+            ),
             ("conf".to_string(), NdArray::f16(&conf, &[k, 1])),
         ];
         if let (Some(soft), Some(c)) = (&r.soft_labels, r.soft_labels_dim()) {
             let soft: Vec<f16> = soft.iter().map(|&v| f16::from_f32(v)).collect();
             arrays.push(("soft_labels".to_string(), NdArray::f16(&soft, &[k, c])));
         }
-        Ok(UniterEntry { name: format!("{prefix}{}.npz", r.image_id), arrays })
+        Ok(UniterEntry {
+            name: format!("{prefix}{}.npz", r.image_id),
+            arrays,
+        })
     }
 
     pub fn get(&self, name: &str) -> Option<&NdArray> {
@@ -68,19 +77,32 @@ impl UniterEntry {
             .iter()
             .map(|(name, a)| {
                 if !(1..=2).contains(&a.shape.len()) {
-                    return Err(format!("{}: array `{name}` has rank {} (convert_imgdir.py: 'wrong ndim')", self.name, a.shape.len()));
+                    return Err(format!(
+                        "{}: array `{name}` has rank {} (convert_imgdir.py: 'wrong ndim')",
+                        self.name,
+                        a.shape.len()
+                    ));
                 }
                 let a = if a.dtype == NpyDtype::F32 {
-                    let values: Vec<f16> =
-                        a.data.chunks_exact(4).map(|c| f16::from_f32(f32::from_le_bytes([c[0], c[1], c[2], c[3]]))).collect();
+                    let values: Vec<f16> = a
+                        .data
+                        .chunks_exact(4)
+                        .map(|c| f16::from_f32(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
+                        .collect();
                     NdArray::f16(&values, &a.shape)
                 } else {
                     a.clone()
                 };
-                Ok((name.clone(), nbb.map_or_else(|| a.clone(), |n| a.first_rows(n))))
+                Ok((
+                    name.clone(),
+                    nbb.map_or_else(|| a.clone(), |n| a.first_rows(n)),
+                ))
             })
             .collect::<Result<_, _>>()?;
-        Ok(UniterEntry { name: self.name.clone(), arrays })
+        Ok(UniterEntry {
+            name: self.name.clone(),
+            arrays,
+        })
     }
 }
 
@@ -99,7 +121,13 @@ pub fn compute_nbb(conf: &[f16], conf_th: f64, min_bb: usize, max_bb: usize) -> 
 /// names from `f'{conf_th}'`, so `0.2` must print `0.2` and `1` must print `1.0`.
 pub fn python_float_str(x: f64) -> String {
     if !x.is_finite() {
-        return if x.is_nan() { "nan".into() } else if x > 0.0 { "inf".into() } else { "-inf".into() };
+        return if x.is_nan() {
+            "nan".into()
+        } else if x > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
     }
     let sci = format!("{x:e}");
     let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
@@ -112,7 +140,11 @@ pub fn python_float_str(x: f64) -> String {
             format!("{s}.0")
         }
     } else {
-        format!("{mantissa}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+        format!(
+            "{mantissa}e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        )
     }
 }
 
@@ -133,7 +165,14 @@ pub struct UniterOptions {
 impl Default for UniterOptions {
     /// `convert_imgdir.py`'s defaults.
     fn default() -> Self {
-        UniterOptions { conf_th: 0.2, max_bb: 100, min_bb: 10, num_bb: 100, keep_all: false, compress: false }
+        UniterOptions {
+            conf_th: 0.2,
+            max_bb: 100,
+            min_bb: 10,
+            num_bb: 100,
+            keep_all: false,
+            compress: false,
+        }
     }
 }
 
@@ -151,8 +190,14 @@ impl UniterOptions {
 
     /// The nbb side file's name, `None` where `convert_imgdir.py` writes none (fixed, keep_all).
     pub fn nbb_file_name(&self) -> Option<String> {
-        (!self.fixed() && !self.keep_all)
-            .then(|| format!("nbb_th{}_max{}_min{}.json", python_float_str(self.conf_th), self.max_bb, self.min_bb))
+        (!self.fixed() && !self.keep_all).then(|| {
+            format!(
+                "nbb_th{}_max{}_min{}.json",
+                python_float_str(self.conf_th),
+                self.max_bb,
+                self.min_bb
+            )
+        })
     }
 }
 
@@ -165,7 +210,12 @@ pub fn uniter_db_name(o: &UniterOptions) -> String {
     } else if o.fixed() {
         format!("feat_numbb{}", o.num_bb)
     } else {
-        format!("feat_th{}_max{}_min{}", python_float_str(o.conf_th), o.max_bb, o.min_bb)
+        format!(
+            "feat_th{}_max{}_min{}",
+            python_float_str(o.conf_th),
+            o.max_bb,
+            o.min_bb
+        )
     };
     if o.compress {
         base + "_compressed"
@@ -192,15 +242,23 @@ pub fn write_uniter_npz(dir: &Path, entry: &UniterEntry) -> Result<PathBuf, Form
 /// Reads one image's npz (name = file name).
 pub fn read_uniter_npz(path: &Path) -> Result<UniterEntry, FormatError> {
     let bytes = std::fs::read(path).map_err(FormatError::io(path))?;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    Ok(UniterEntry { name, arrays: read_npz(&bytes, path)? })
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    Ok(UniterEntry {
+        name,
+        arrays: read_npz(&bytes, path)?,
+    })
 }
 
 /// The msgpack that `msgpack.dumps(dump, use_bin_type=True)` gives under `msgpack_numpy.patch()`:
 /// a map of array name → `{b'nd': True, b'type': '<f2', b'kind': b'', b'shape': [..],
 /// b'data': <bytes>}` (msgpack_numpy ≥ 0.4.4's keys, as bin; the dtype string as str).
 fn msgpack_bytes(entry: &UniterEntry) -> Vec<u8> {
-    use rmp::encode::{write_array_len, write_bin, write_bool, write_map_len, write_str, write_uint};
+    use rmp::encode::{
+        write_array_len, write_bin, write_bool, write_map_len, write_str, write_uint,
+    };
     let mut out = Vec::with_capacity(entry.arrays.iter().map(|(_, a)| a.data.len() + 64).sum());
     // Writes into a Vec cannot fail.
     let w = &mut out;
@@ -226,7 +284,11 @@ fn msgpack_bytes(entry: &UniterEntry) -> Vec<u8> {
 }
 
 /// Decodes an LMDB value written by `convert_imgdir.py` (msgpack, or npz with `--compress`).
-fn decode_value(bytes: &[u8], path: &Path, key: &str) -> Result<Vec<(String, NdArray)>, FormatError> {
+fn decode_value(
+    bytes: &[u8],
+    path: &Path,
+    key: &str,
+) -> Result<Vec<(String, NdArray)>, FormatError> {
     if bytes.starts_with(b"PK\x03\x04") {
         // Old NumPy turns savez's `allow_pickle=True` into a 0-d array of that name.
         let mut arrays = read_npz(bytes, path)?;
@@ -235,8 +297,11 @@ fn decode_value(bytes: &[u8], path: &Path, key: &str) -> Result<Vec<(String, NdA
     }
     use rmpv::Value;
     let err = |m: String| FormatError::parse(path, format!("key {key}"), m);
-    let value = rmpv::decode::read_value(&mut &bytes[..]).map_err(|e| err(format!("not msgpack: {e}")))?;
-    let Value::Map(entries) = value else { return Err(err("value is not a msgpack map".into())) };
+    let value =
+        rmpv::decode::read_value(&mut &bytes[..]).map_err(|e| err(format!("not msgpack: {e}")))?;
+    let Value::Map(entries) = value else {
+        return Err(err("value is not a msgpack map".into()));
+    };
     let text = |v: &Value| match v {
         Value::String(s) => s.as_str().map(str::to_string),
         Value::Binary(b) => String::from_utf8(b.clone()).ok(),
@@ -247,17 +312,28 @@ fn decode_value(bytes: &[u8], path: &Path, key: &str) -> Result<Vec<(String, NdA
         .map(|(k, v)| {
             let name = text(k).ok_or_else(|| err(format!("map key {k} is not a string")))?;
             let field = |f: &str| match v {
-                Value::Map(m) => m.iter().find(|(k, _)| text(k).as_deref() == Some(f)).map(|(_, v)| v),
+                Value::Map(m) => m
+                    .iter()
+                    .find(|(k, _)| text(k).as_deref() == Some(f))
+                    .map(|(_, v)| v),
                 _ => None,
             };
-            let bad = |what: &str| err(format!("array `{name}`: {what} (expected msgpack_numpy's nd/type/shape/data map)"));
+            let bad = |what: &str| {
+                err(format!(
+                    "array `{name}`: {what} (expected msgpack_numpy's nd/type/shape/data map)"
+                ))
+            };
             if field("nd") != Some(&Value::Boolean(true)) {
                 return Err(bad("no nd: true"));
             }
             let descr = field("type").and_then(text).ok_or_else(|| bad("no type"))?;
-            let dtype = NpyDtype::from_descr(&descr).ok_or_else(|| bad(&format!("dtype {descr} not supported")))?;
+            let dtype = NpyDtype::from_descr(&descr)
+                .ok_or_else(|| bad(&format!("dtype {descr} not supported")))?;
             let shape = match field("shape") {
-                Some(Value::Array(dims)) => dims.iter().map(|d| d.as_u64().map(|d| d as usize)).collect::<Option<Vec<_>>>(),
+                Some(Value::Array(dims)) => dims
+                    .iter()
+                    .map(|d| d.as_u64().map(|d| d as usize))
+                    .collect::<Option<Vec<_>>>(),
                 _ => None,
             }
             .ok_or_else(|| bad("no shape"))?;
@@ -266,7 +342,10 @@ fn decode_value(bytes: &[u8], path: &Path, key: &str) -> Result<Vec<(String, NdA
                 _ => return Err(bad("no data")),
             };
             if data.len() != shape.iter().product::<usize>() * dtype.size() {
-                return Err(bad(&format!("{} data bytes for {descr} {shape:?}", data.len())));
+                return Err(bad(&format!(
+                    "{} data bytes for {descr} {shape:?}",
+                    data.len()
+                )));
             }
             Ok((name, NdArray { dtype, shape, data }))
         })
@@ -276,13 +355,18 @@ fn decode_value(bytes: &[u8], path: &Path, key: &str) -> Result<Vec<(String, NdA
 /// The JSON text Python's `json.dumps` gives for a list of names / a name → int object
 /// (`", "` and `": "` separators).
 fn json_list(names: &[String]) -> String {
-    let items: Vec<String> = names.iter().map(|n| serde_json::to_string(n).expect("string to JSON")).collect();
+    let items: Vec<String> = names
+        .iter()
+        .map(|n| serde_json::to_string(n).expect("string to JSON"))
+        .collect();
     format!("[{}]", items.join(", "))
 }
 
 fn json_object(pairs: &[(String, usize)]) -> String {
-    let items: Vec<String> =
-        pairs.iter().map(|(n, v)| format!("{}: {v}", serde_json::to_string(n).expect("string to JSON"))).collect();
+    let items: Vec<String> = pairs
+        .iter()
+        .map(|(n, v)| format!("{}: {v}", serde_json::to_string(n).expect("string to JSON")))
+        .collect();
     format!("{{{}}}", items.join(", "))
 }
 
@@ -316,13 +400,23 @@ impl UniterLmdbWriter {
         if db_path.exists() {
             return Err(FormatError::Io {
                 path: db_path,
-                source: std::io::Error::new(std::io::ErrorKind::AlreadyExists, "already exists; remove it first"),
+                error: std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "already exists; remove it first",
+                ),
             });
         }
-        let tmp = tempfile::Builder::new().prefix(".uniter-lmdb-").tempdir_in(out).map_err(FormatError::io(out))?;
-        let lmdb = |source| FormatError::Lmdb { path: db_path.clone(), source };
+        let tmp = tempfile::Builder::new()
+            .prefix(".uniter-lmdb-")
+            .tempdir_in(out)
+            .map_err(FormatError::io(out))?;
+        let lmdb = |error| FormatError::Lmdb {
+            path: db_path.clone(),
+            error,
+        };
         // SAFETY: the directory is new and private to this writer; nothing else maps it.
-        let env = unsafe { EnvOpenOptions::new().map_size(MAP_SIZE).open(tmp.path()) }.map_err(lmdb)?;
+        let env =
+            unsafe { EnvOpenOptions::new().map_size(MAP_SIZE).open(tmp.path()) }.map_err(lmdb)?;
         let mut wtxn = env.write_txn().map_err(lmdb)?;
         let db: Database<Bytes, Bytes> = env.create_database(&mut wtxn, None).map_err(lmdb)?;
         wtxn.commit().map_err(lmdb)?;
@@ -353,12 +447,22 @@ impl UniterLmdbWriter {
             message,
         };
         if entry.name == "__keys__" || !self.names.insert(entry.name.clone()) {
-            return Err(unsupported(format!("key {} is already in the DB", entry.name)));
+            return Err(unsupported(format!(
+                "key {} is already in the DB",
+                entry.name
+            )));
         }
-        let conf = entry.get("conf").and_then(NdArray::to_f16).ok_or_else(|| unsupported("no float16 `conf`".into()))?;
+        let conf = entry
+            .get("conf")
+            .and_then(NdArray::to_f16)
+            .ok_or_else(|| unsupported("no float16 `conf`".into()))?;
         let nbb = self.options.nbb(&conf);
         let dump = entry.converted(nbb).map_err(unsupported)?;
-        let value = if self.options.compress { npz_bytes(&dump, true) } else { msgpack_bytes(&dump) };
+        let value = if self.options.compress {
+            npz_bytes(&dump, true)
+        } else {
+            msgpack_bytes(&dump)
+        };
         self.pending_bytes += value.len();
         self.pending.push((entry.name.clone(), value));
         self.keys.push(entry.name.clone());
@@ -372,10 +476,15 @@ impl UniterLmdbWriter {
     }
 
     fn commit_pending(&mut self) -> Result<(), FormatError> {
-        let lmdb = |source| FormatError::Lmdb { path: self.db_path.clone(), source };
+        let lmdb = |error| FormatError::Lmdb {
+            path: self.db_path.clone(),
+            error,
+        };
         let mut wtxn = self.env.write_txn().map_err(lmdb)?;
         for (key, value) in &self.pending {
-            self.db.put(&mut wtxn, key.as_bytes(), value).map_err(lmdb)?;
+            self.db
+                .put(&mut wtxn, key.as_bytes(), value)
+                .map_err(lmdb)?;
         }
         wtxn.commit().map_err(lmdb)?;
         self.pending.clear();
@@ -387,9 +496,14 @@ impl UniterLmdbWriter {
     /// writes the nbb file; returns the DB's path.
     pub fn finish(mut self) -> Result<PathBuf, FormatError> {
         self.commit_pending()?;
-        let lmdb = |source| FormatError::Lmdb { path: self.db_path.clone(), source };
+        let lmdb = |error| FormatError::Lmdb {
+            path: self.db_path.clone(),
+            error,
+        };
         let mut wtxn = self.env.write_txn().map_err(lmdb)?;
-        self.db.put(&mut wtxn, b"__keys__", json_list(&self.keys).as_bytes()).map_err(lmdb)?;
+        self.db
+            .put(&mut wtxn, b"__keys__", json_list(&self.keys).as_bytes())
+            .map_err(lmdb)?;
         wtxn.commit().map_err(lmdb)?;
         self.env.prepare_for_closing().wait();
         let tmp = self.tmp.keep();
@@ -415,30 +529,54 @@ pub struct UniterLmdbReader {
 
 impl UniterLmdbReader {
     pub fn open(dir: &Path) -> Result<Self, FormatError> {
-        let lmdb = |source| FormatError::Lmdb { path: dir.to_path_buf(), source };
+        let lmdb = |error| FormatError::Lmdb {
+            path: dir.to_path_buf(),
+            error,
+        };
         if !dir.join("data.mdb").is_file() {
             return Err(FormatError::Io {
                 path: dir.to_path_buf(),
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no data.mdb: not an LMDB directory"),
+                error: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no data.mdb: not an LMDB directory",
+                ),
             });
         }
         // Without the lock file: heed's LMDB (mdb.master, lock format 2) and the LMDB in py-lmdb
         // (0.9 releases, lock format 1) share data files but not lock files, so a locking open
         // fails with MDB_VERSION_MISMATCH while a UNITER job has the DB open, and vice versa.
         // SAFETY: read-only on a finished img_db, which nothing writes any more.
-        let env = unsafe { EnvOpenOptions::new().flags(EnvFlags::READ_ONLY | EnvFlags::NO_LOCK).open(dir) }.map_err(lmdb)?;
+        let env = unsafe {
+            EnvOpenOptions::new()
+                .flags(EnvFlags::READ_ONLY | EnvFlags::NO_LOCK)
+                .open(dir)
+        }
+        .map_err(lmdb)?;
         let txn = env.clone().static_read_txn().map_err(lmdb)?;
         let db: Database<Bytes, Bytes> = env
             .open_database(&txn, None)
             .map_err(lmdb)?
             .ok_or_else(|| FormatError::parse(dir, "LMDB", "no main database"))?;
-        let raw = db
-            .get(&txn, b"__keys__")
-            .map_err(lmdb)?
-            .ok_or_else(|| FormatError::parse(dir, "key __keys__", "missing (convert_imgdir.py always writes it)"))?;
-        let keys: Vec<String> = serde_json::from_slice(raw)
-            .map_err(|e| FormatError::parse(dir, "key __keys__", format!("not a JSON list of names: {e}")))?;
-        Ok(UniterLmdbReader { path: dir.to_path_buf(), db, txn, keys })
+        let raw = db.get(&txn, b"__keys__").map_err(lmdb)?.ok_or_else(|| {
+            FormatError::parse(
+                dir,
+                "key __keys__",
+                "missing (convert_imgdir.py always writes it)",
+            )
+        })?;
+        let keys: Vec<String> = serde_json::from_slice(raw).map_err(|e| {
+            FormatError::parse(
+                dir,
+                "key __keys__",
+                format!("not a JSON list of names: {e}"),
+            )
+        })?;
+        Ok(UniterLmdbReader {
+            path: dir.to_path_buf(),
+            db,
+            txn,
+            keys,
+        })
     }
 
     /// The names in `__keys__`, in order.
@@ -450,9 +588,21 @@ impl UniterLmdbReader {
         let raw = self
             .db
             .get(&self.txn, name.as_bytes())
-            .map_err(|source| FormatError::Lmdb { path: self.path.clone(), source })?
-            .ok_or_else(|| FormatError::parse(&self.path, format!("key {name}"), "listed in __keys__ but missing"))?;
-        Ok(UniterEntry { name: name.to_string(), arrays: decode_value(raw, &self.path, name)? })
+            .map_err(|error| FormatError::Lmdb {
+                path: self.path.clone(),
+                error,
+            })?
+            .ok_or_else(|| {
+                FormatError::parse(
+                    &self.path,
+                    format!("key {name}"),
+                    "listed in __keys__ but missing",
+                )
+            })?;
+        Ok(UniterEntry {
+            name: name.to_string(),
+            arrays: decode_value(raw, &self.path, name)?,
+        })
     }
 
     pub fn iter(&self) -> impl Iterator<Item = Result<UniterEntry, FormatError>> + '_ {
@@ -462,11 +612,14 @@ impl UniterLmdbReader {
     /// The nbb side file of `split_dir` (name → nbb), as `DetectFeatLmdb` loads it.
     pub fn read_nbb_file(path: &Path) -> Result<Vec<(String, usize)>, FormatError> {
         let file = File::open(path).map_err(FormatError::io(path))?;
-        let map: serde_json::Map<String, serde_json::Value> = serde_json::from_reader(std::io::BufReader::new(file))
-            .map_err(|e| FormatError::parse(path, "JSON", e.to_string()))?;
+        let map: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_reader(std::io::BufReader::new(file))
+                .map_err(|e| FormatError::parse(path, "JSON", e.to_string()))?;
         map.into_iter()
             .map(|(k, v)| {
-                let n = v.as_u64().ok_or_else(|| FormatError::parse(path, format!("key {k}"), "nbb is not an integer"))?;
+                let n = v.as_u64().ok_or_else(|| {
+                    FormatError::parse(path, format!("key {k}"), "nbb is not an integer")
+                })?;
                 Ok((k, n as usize))
             })
             .collect()
@@ -492,7 +645,10 @@ mod tests {
     fn db_names_follow_convert_imgdir() {
         let mut o = UniterOptions::default();
         assert_eq!(uniter_db_name(&o), "feat_th0.2_max100_min10");
-        assert_eq!(o.nbb_file_name().as_deref(), Some("nbb_th0.2_max100_min10.json"));
+        assert_eq!(
+            o.nbb_file_name().as_deref(),
+            Some("nbb_th0.2_max100_min10.json")
+        );
         o.compress = true;
         assert_eq!(uniter_db_name(&o), "feat_th0.2_max100_min10_compressed");
         o.conf_th = -1.0;
@@ -520,14 +676,23 @@ mod tests {
         let entry = UniterEntry {
             name: "x.npz".into(),
             arrays: vec![
-                ("norm_bb".into(), NdArray::f16(&[f16::from_f32(0.5); 12], &[2, 6])),
+                (
+                    "norm_bb".into(),
+                    NdArray::f16(&[f16::from_f32(0.5); 12], &[2, 6]),
+                ),
                 ("conf".into(), NdArray::f16(&[f16::ONE, f16::ZERO], &[2, 1])),
             ],
         };
         let bytes = msgpack_bytes(&entry);
-        assert_eq!(decode_value(&bytes, Path::new("db"), "x.npz").unwrap(), entry.arrays);
+        assert_eq!(
+            decode_value(&bytes, Path::new("db"), "x.npz").unwrap(),
+            entry.arrays
+        );
         let npz = npz_bytes(&entry, true);
-        assert_eq!(decode_value(&npz, Path::new("db"), "x.npz").unwrap(), entry.arrays);
+        assert_eq!(
+            decode_value(&npz, Path::new("db"), "x.npz").unwrap(),
+            entry.arrays
+        );
     }
 
     #[test]
@@ -536,12 +701,22 @@ mod tests {
             name: "x.npz".into(),
             arrays: vec![(
                 "a".into(),
-                NdArray::from_le(NpyDtype::F32, &[3], [1.0f32, 2.0, 3.0].iter().flat_map(|v| v.to_le_bytes())),
+                NdArray::from_le(
+                    NpyDtype::F32,
+                    &[3],
+                    [1.0f32, 2.0, 3.0].iter().flat_map(|v| v.to_le_bytes()),
+                ),
             )],
         };
         let c = entry.converted(Some(2)).unwrap();
-        assert_eq!(c.arrays[0].1, NdArray::f16(&[f16::ONE, f16::from_f32(2.0)], &[2]));
-        let zero_d = UniterEntry { name: "y.npz".into(), arrays: vec![("b".into(), NdArray::from_le(NpyDtype::Bool, &[], [1]))] };
+        assert_eq!(
+            c.arrays[0].1,
+            NdArray::f16(&[f16::ONE, f16::from_f32(2.0)], &[2])
+        );
+        let zero_d = UniterEntry {
+            name: "y.npz".into(),
+            arrays: vec![("b".into(), NdArray::from_le(NpyDtype::Bool, &[], [1]))],
+        };
         assert!(zero_d.converted(None).unwrap_err().contains("wrong ndim"));
     }
 }

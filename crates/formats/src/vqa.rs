@@ -51,14 +51,18 @@ impl VqaImage {
     /// What the converters store for `r`; its image id must be an integer (the index pickle's
     /// keys are `int(image_id)`).
     pub fn from_record(r: &Record) -> Result<VqaImage, String> {
-        let image_id = r
-            .image_id
-            .parse()
-            .map_err(|_| "the VQA index maps integer image ids; use the int-suffix id policy or an id map".to_string())?;
+        let image_id = r.image_id.parse().map_err(|_| {
+            "the VQA index maps integer image ids; use the int-suffix id policy or an id map"
+                .to_string()
+        })?;
         Ok(VqaImage {
             image_id,
             image_bb: r.boxes.clone(),
-            spatial: r.boxes.iter().map(|b| normalized_box(b, r.image_w, r.image_h)).collect(),
+            spatial: r
+                .boxes
+                .iter()
+                .map(|b| normalized_box(b, r.image_w, r.image_h))
+                .collect(),
             features: r.features.clone(),
             feature_dim: r.feature_dim,
         })
@@ -67,7 +71,10 @@ impl VqaImage {
 
 /// `data/train36.hdf5` → `data/train36_imgid2idx.pkl` (both converters' naming).
 pub fn imgid2idx_path(hdf5: &Path) -> PathBuf {
-    let stem = hdf5.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = hdf5
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     hdf5.with_file_name(format!("{stem}_imgid2idx.pkl"))
 }
 
@@ -80,7 +87,8 @@ fn pickle_index(ids: &[i64]) -> Vec<u8> {
             s.collect_map(self.0.iter().enumerate().map(|(idx, id)| (id, idx as i64)))
         }
     }
-    serde_pickle::to_vec(&Index(ids), serde_pickle::SerOptions::new().proto_v2()).expect("pickling ints cannot fail")
+    serde_pickle::to_vec(&Index(ids), serde_pickle::SerOptions::new().proto_v2())
+        .expect("pickling ints cannot fail")
 }
 
 fn f32_bytes(values: impl IntoIterator<Item = f32>) -> Vec<u8> {
@@ -109,8 +117,13 @@ impl VqaHdf5Writer {
         let dir = crate::fs::parent_dir(path);
         let tmp = crate::fs::temp_beside(path)?;
         let mut main = BufWriter::with_capacity(1 << 20, tmp);
-        main.write_all(&[0u8; SUPERBLOCK_LEN as usize]).map_err(FormatError::io(path))?;
-        let side = || tempfile::tempfile_in(dir).map(|f| BufWriter::with_capacity(1 << 20, f)).map_err(FormatError::io(dir));
+        main.write_all(&[0u8; SUPERBLOCK_LEN as usize])
+            .map_err(FormatError::io(path))?;
+        let side = || {
+            tempfile::tempfile_in(dir)
+                .map(|f| BufWriter::with_capacity(1 << 20, f))
+                .map_err(FormatError::io(dir))
+        };
         Ok(VqaHdf5Writer {
             layout,
             path: path.to_path_buf(),
@@ -133,7 +146,9 @@ impl VqaHdf5Writer {
         };
         let image = VqaImage::from_record(r).map_err(unsupported)?;
         if self.seen.contains(&image.image_id) {
-            return Err(unsupported("image id already written (the index maps each id to one row)".into()));
+            return Err(unsupported(
+                "image id already written (the index maps each id to one row)".into(),
+            ));
         }
         let k = image.image_bb.len();
         let (k0, d0) = *self.shape.get_or_insert((k, image.feature_dim));
@@ -141,18 +156,30 @@ impl VqaHdf5Writer {
             return Err(unsupported(format!(
                 "{k} boxes × {} features, but the first image had {k0} × {d0}{}",
                 image.feature_dim,
-                if self.layout == VqaLayout::Fixed { " (the fixed layout needs equal counts; use the adaptive one)" } else { "" }
+                if self.layout == VqaLayout::Fixed {
+                    " (the fixed layout needs equal counts; use the adaptive one)"
+                } else {
+                    ""
+                }
             )));
         }
         let end = self.total_boxes + k as u64;
         let start = i32::try_from(self.total_boxes).ok();
         let (Some(start), Ok(end32)) = (start, i32::try_from(end)) else {
-            return Err(unsupported("more than 2^31 boxes in all: pos_boxes is int32".into()));
+            return Err(unsupported(
+                "more than 2^31 boxes in all: pos_boxes is int32".into(),
+            ));
         };
         let io = FormatError::io(&self.path);
-        self.main.write_all(&f32_bytes(image.features.iter().copied())).map_err(io)?;
-        self.bb.write_all(&f32_bytes(image.image_bb.iter().flatten().copied())).map_err(FormatError::io(&self.path))?;
-        self.spatial.write_all(&f32_bytes(image.spatial.iter().flatten().copied())).map_err(FormatError::io(&self.path))?;
+        self.main
+            .write_all(&f32_bytes(image.features.iter().copied()))
+            .map_err(io)?;
+        self.bb
+            .write_all(&f32_bytes(image.image_bb.iter().flatten().copied()))
+            .map_err(FormatError::io(&self.path))?;
+        self.spatial
+            .write_all(&f32_bytes(image.spatial.iter().flatten().copied()))
+            .map_err(FormatError::io(&self.path))?;
         self.pos_boxes.push([start, end32]);
         self.total_boxes = end;
         self.seen.insert(image.image_id);
@@ -171,11 +198,19 @@ impl VqaHdf5Writer {
             VqaLayout::Fixed => vec![n, k as u64, width],
             VqaLayout::Adaptive => vec![t, width],
         };
-        let mut main = self.main.into_inner().map_err(|e| FormatError::Io { path: path.clone(), source: e.into_error() })?;
+        let mut main = self.main.into_inner().map_err(|e| FormatError::Io {
+            path: path.clone(),
+            error: e.into_error(),
+        })?;
         let mut offset = SUPERBLOCK_LEN;
         let mut datasets = Vec::new();
         let mut add = |name: &str, dtype, shape: Vec<u64>| {
-            let set = Hdf5Dataset { name: name.into(), dtype, shape, offset };
+            let set = Hdf5Dataset {
+                name: name.into(),
+                dtype,
+                shape,
+                offset,
+            };
             offset += set.byte_len();
             datasets.push(set);
         };
@@ -187,12 +222,20 @@ impl VqaHdf5Writer {
         }
         let file = main.as_file_mut();
         for side in [self.bb, self.spatial] {
-            let mut side = side.into_inner().map_err(|e| FormatError::Io { path: path.clone(), source: e.into_error() })?;
+            let mut side = side.into_inner().map_err(|e| FormatError::Io {
+                path: path.clone(),
+                error: e.into_error(),
+            })?;
             side.seek(SeekFrom::Start(0)).map_err(io())?;
             std::io::copy(&mut side, file).map_err(io())?;
         }
         if self.layout == VqaLayout::Adaptive {
-            let pos: Vec<u8> = self.pos_boxes.iter().flatten().flat_map(|v| v.to_le_bytes()).collect();
+            let pos: Vec<u8> = self
+                .pos_boxes
+                .iter()
+                .flatten()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
             file.write_all(&pos).map_err(io())?;
         }
         let end = offset;
@@ -225,19 +268,46 @@ impl VqaHdf5 {
         let sets = read_datasets(&mut file, path)?;
         let err = |at: &str, m: String| FormatError::parse(path, at, m);
         let take = |name: &str| {
-            sets.iter().find(|s| s.name == name).cloned().ok_or_else(|| err("root group", format!("no dataset `{name}`")))
+            sets.iter()
+                .find(|s| s.name == name)
+                .cloned()
+                .ok_or_else(|| err("root group", format!("no dataset `{name}`")))
         };
-        let (features, bb, spatial) = (take("image_features")?, take("image_bb")?, take("spatial_features")?);
+        let (features, bb, spatial) = (
+            take("image_features")?,
+            take("image_bb")?,
+            take("spatial_features")?,
+        );
         let pos = sets.iter().find(|s| s.name == "pos_boxes").cloned();
-        let layout = if pos.is_some() { VqaLayout::Adaptive } else { VqaLayout::Fixed };
+        let layout = if pos.is_some() {
+            VqaLayout::Adaptive
+        } else {
+            VqaLayout::Fixed
+        };
         let rank = if layout == VqaLayout::Fixed { 3 } else { 2 };
         for (set, width) in [(&bb, 4), (&spatial, 6)] {
-            if set.shape.len() != rank || set.shape.last() != Some(&width) || set.shape[..rank - 1] != features.shape[..rank - 1] {
-                return Err(err(&set.name, format!("shape {:?} does not match image_features {:?}", set.shape, features.shape)));
+            if set.shape.len() != rank
+                || set.shape.last() != Some(&width)
+                || set.shape[..rank - 1] != features.shape[..rank - 1]
+            {
+                return Err(err(
+                    &set.name,
+                    format!(
+                        "shape {:?} does not match image_features {:?}",
+                        set.shape, features.shape
+                    ),
+                ));
             }
         }
-        if features.shape.len() != rank || [&features, &bb, &spatial].iter().any(|s| s.dtype != Hdf5Dtype::F32) {
-            return Err(err("image_features", "expected float32 datasets of matching rank".into()));
+        if features.shape.len() != rank
+            || [&features, &bb, &spatial]
+                .iter()
+                .any(|s| s.dtype != Hdf5Dtype::F32)
+        {
+            return Err(err(
+                "image_features",
+                "expected float32 datasets of matching rank".into(),
+            ));
         }
         let rows: Vec<(u64, u64)> = match &pos {
             None => {
@@ -246,28 +316,57 @@ impl VqaHdf5 {
             }
             Some(pos) => {
                 if pos.dtype != Hdf5Dtype::I32 || pos.shape.len() != 2 || pos.shape[1] != 2 {
-                    return Err(err("pos_boxes", format!("expected int32 (N, 2), got {:?} {:?}", pos.dtype, pos.shape)));
+                    return Err(err(
+                        "pos_boxes",
+                        format!("expected int32 (N, 2), got {:?} {:?}", pos.dtype, pos.shape),
+                    ));
                 }
                 let mut raw = vec![0u8; pos.byte_len() as usize];
-                file.seek(SeekFrom::Start(pos.offset)).and_then(|_| file.read_exact(&mut raw)).map_err(FormatError::io(path))?;
-                let v: Vec<i32> = raw.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
-                let rows: Vec<(u64, u64)> = v.chunks_exact(2).map(|p| (p[0] as u64, p[1] as u64)).collect();
+                file.seek(SeekFrom::Start(pos.offset))
+                    .and_then(|_| file.read_exact(&mut raw))
+                    .map_err(FormatError::io(path))?;
+                let v: Vec<i32> = raw
+                    .chunks_exact(4)
+                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                let rows: Vec<(u64, u64)> = v
+                    .chunks_exact(2)
+                    .map(|p| (p[0] as u64, p[1] as u64))
+                    .collect();
                 // ban-vqa slices features[pos[i][0]:pos[i][1]]: contiguous, in order, ending at T.
                 let mut expect = 0;
                 for (i, &(s, e)) in rows.iter().enumerate() {
                     if s != expect || e < s {
-                        return Err(err("pos_boxes", format!("row {i} is [{s}, {e}), expected to start at {expect}")));
+                        return Err(err(
+                            "pos_boxes",
+                            format!("row {i} is [{s}, {e}), expected to start at {expect}"),
+                        ));
                     }
                     expect = e;
                 }
                 if expect != features.shape[0] {
-                    return Err(err("pos_boxes", format!("rows end at {expect}, image_features has {}", features.shape[0])));
+                    return Err(err(
+                        "pos_boxes",
+                        format!(
+                            "rows end at {expect}, image_features has {}",
+                            features.shape[0]
+                        ),
+                    ));
                 }
                 rows
             }
         };
         let ids = read_index(&imgid2idx_path(path), rows.len())?;
-        Ok(VqaHdf5 { path: path.to_path_buf(), file, layout, features, bb, spatial, rows, ids })
+        Ok(VqaHdf5 {
+            path: path.to_path_buf(),
+            file,
+            layout,
+            features,
+            bb,
+            spatial,
+            rows,
+            ids,
+        })
     }
 
     pub fn layout(&self) -> VqaLayout {
@@ -282,24 +381,50 @@ impl VqaHdf5 {
         self.rows.is_empty()
     }
 
-    fn read_rows(&mut self, set: &Hdf5Dataset, (start, end): (u64, u64)) -> Result<Vec<f32>, FormatError> {
-        let width: u64 = set.shape[if self.layout == VqaLayout::Fixed { 2 } else { 1 }];
+    fn read_rows(
+        &mut self,
+        set: &Hdf5Dataset,
+        (start, end): (u64, u64),
+    ) -> Result<Vec<f32>, FormatError> {
+        let width: u64 = set.shape[if self.layout == VqaLayout::Fixed {
+            2
+        } else {
+            1
+        }];
         let mut raw = vec![0u8; ((end - start) * width * 4) as usize];
         self.file
             .seek(SeekFrom::Start(set.offset + start * width * 4))
             .and_then(|_| self.file.read_exact(&mut raw))
             .map_err(FormatError::io(&self.path))?;
-        Ok(raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
+        Ok(raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect())
     }
 
     /// The image at index `idx` (the index pickle's value).
     pub fn image(&mut self, idx: usize) -> Result<VqaImage, FormatError> {
         let rows = self.rows[idx];
-        let (features, bb, spatial) = (self.features.clone(), self.bb.clone(), self.spatial.clone());
+        let (features, bb, spatial) =
+            (self.features.clone(), self.bb.clone(), self.spatial.clone());
         let feature_dim = *features.shape.last().unwrap_or(&0) as usize;
-        let image_bb = self.read_rows(&bb, rows)?.chunks_exact(4).map(|b| [b[0], b[1], b[2], b[3]]).collect();
-        let spatial = self.read_rows(&spatial, rows)?.chunks_exact(6).map(|s| [s[0], s[1], s[2], s[3], s[4], s[5]]).collect();
-        Ok(VqaImage { image_id: self.ids[idx], image_bb, spatial, features: self.read_rows(&features, rows)?, feature_dim })
+        let image_bb = self
+            .read_rows(&bb, rows)?
+            .chunks_exact(4)
+            .map(|b| [b[0], b[1], b[2], b[3]])
+            .collect();
+        let spatial = self
+            .read_rows(&spatial, rows)?
+            .chunks_exact(6)
+            .map(|s| [s[0], s[1], s[2], s[3], s[4], s[5]])
+            .collect();
+        Ok(VqaImage {
+            image_id: self.ids[idx],
+            image_bb,
+            spatial,
+            features: self.read_rows(&features, rows)?,
+            feature_dim,
+        })
     }
 }
 
@@ -308,20 +433,22 @@ fn read_index(path: &Path, n: usize) -> Result<Vec<i64>, FormatError> {
     let file = File::open(path).map_err(FormatError::io(path))?;
     let err = |m: String| FormatError::parse(path, "pickle", m);
     let map: BTreeMap<i64, i64> =
-        serde_pickle::from_reader(BufReader::new(file), serde_pickle::DeOptions::new()).map_err(|e| err(format!("not a dict of ints: {e}")))?;
+        serde_pickle::from_reader(BufReader::new(file), serde_pickle::DeOptions::new())
+            .map_err(|e| err(format!("not a dict of ints: {e}")))?;
     let mut ids = vec![None; n];
     for (id, idx) in map {
-        let slot = usize::try_from(idx).ok().and_then(|i| ids.get_mut(i)).ok_or_else(|| err(format!("index {idx} outside 0..{n}")))?;
+        let slot = usize::try_from(idx)
+            .ok()
+            .and_then(|i| ids.get_mut(i))
+            .ok_or_else(|| err(format!("index {idx} outside 0..{n}")))?;
         if slot.replace(id).is_some() {
             return Err(err(format!("index {idx} appears twice")));
         }
     }
-    ids.into_iter().enumerate().map(|(i, id)| id.ok_or_else(|| err(format!("no image id maps to index {i}")))).collect()
-}
-
-/// Opens a VQA HDF5 file that butd wrote (see [`VqaHdf5::open`]).
-pub fn read_vqa_hdf5(path: &Path) -> Result<VqaHdf5, FormatError> {
-    VqaHdf5::open(path)
+    ids.into_iter()
+        .enumerate()
+        .map(|(i, id)| id.ok_or_else(|| err(format!("no image id maps to index {i}"))))
+        .collect()
 }
 
 #[cfg(test)]
@@ -348,9 +475,16 @@ mod tests {
     #[test]
     fn both_layouts_round_trip() {
         let dir = tempfile::tempdir().unwrap();
-        for (layout, counts) in [(VqaLayout::Fixed, [2, 2, 2]), (VqaLayout::Adaptive, [2, 5, 1])] {
+        for (layout, counts) in [
+            (VqaLayout::Fixed, [2, 2, 2]),
+            (VqaLayout::Adaptive, [2, 5, 1]),
+        ] {
             let path = dir.path().join(format!("{layout:?}.hdf5"));
-            let records: Vec<Record> = counts.iter().enumerate().map(|(i, &k)| record(&(100 + i).to_string(), k)).collect();
+            let records: Vec<Record> = counts
+                .iter()
+                .enumerate()
+                .map(|(i, &k)| record(&(100 + i).to_string(), k))
+                .collect();
             let mut w = VqaHdf5Writer::create(&path, layout).unwrap();
             for r in &records {
                 w.write(r).unwrap();
@@ -372,8 +506,16 @@ mod tests {
         w.write(&record("1", 2)).unwrap();
         let e = w.write(&record("2", 3)).unwrap_err().to_string();
         assert!(e.contains("adaptive"), "{e}");
-        assert!(w.write(&record("coffee", 2)).unwrap_err().to_string().contains("int-suffix"));
-        assert!(w.write(&record("1", 2)).unwrap_err().to_string().contains("already"));
+        assert!(w
+            .write(&record("coffee", 2))
+            .unwrap_err()
+            .to_string()
+            .contains("int-suffix"));
+        assert!(w
+            .write(&record("1", 2))
+            .unwrap_err()
+            .to_string()
+            .contains("already"));
     }
 
     #[test]

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use butd_formats::{
-    read_uniter_npz, write_uniter_npz, ButdTsvReader, ButdTsvWriter, FormatError, IdPolicy, LxmertTsvReader,
-    LxmertTsvWriter, Record, UniterEntry, UniterLmdbReader, UniterLmdbWriter, UniterOptions, VqaHdf5, VqaHdf5Writer,
-    VqaImage, VqaLayout,
+    read_uniter_npz, write_uniter_npz, ButdTsvReader, ButdTsvWriter, FormatError, IdPolicy,
+    LxmertTsvReader, LxmertTsvWriter, Record, UniterEntry, UniterLmdbReader, UniterLmdbWriter,
+    UniterOptions, VqaHdf5, VqaHdf5Writer, VqaImage, VqaLayout,
 };
 
 fn shared_dir() -> PathBuf {
@@ -25,7 +25,11 @@ fn shared_dir() -> PathBuf {
 
 fn golden() -> PathBuf {
     let dir = shared_dir().join("golden");
-    assert!(dir.join("coffee.safetensors").is_file(), "{}: golden records not found (set BUTD_SHARED)", dir.display());
+    assert!(
+        dir.join("coffee.safetensors").is_file(),
+        "{}: golden records not found (set BUTD_SHARED)",
+        dir.display()
+    );
     dir
 }
 
@@ -36,7 +40,10 @@ fn py_dir() -> PathBuf {
 /// Whether the Python consumers can run; under CI they must.
 fn python_ready() -> bool {
     let probe = Command::new("python3")
-        .args(["-c", "import numpy, safetensors, h5py, lmdb, msgpack, msgpack_numpy"])
+        .args([
+            "-c",
+            "import numpy, safetensors, h5py, lmdb, msgpack, msgpack_numpy",
+        ])
         .output();
     let ok = probe.as_ref().is_ok_and(|o| o.status.success());
     if !ok {
@@ -94,11 +101,20 @@ fn records(dir: &Path, policy: &IdPolicy) -> Vec<Record> {
 fn id_map(tmp: &Path) -> (PathBuf, IdPolicy) {
     let mut stems: Vec<String> = std::fs::read_dir(golden())
         .unwrap()
-        .filter_map(|e| e.unwrap().path().file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .filter_map(|e| {
+            e.unwrap()
+                .path()
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+        })
         .filter(|s| !s.ends_with(".md") && !s.is_empty())
         .collect();
     stems.sort();
-    let map: HashMap<String, u64> = stems.into_iter().enumerate().map(|(i, s)| (s, 9_000_000 + i as u64)).collect();
+    let map: HashMap<String, u64> = stems
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| (s, 9_000_000 + i as u64))
+        .collect();
     let path = tmp.join("ids.json");
     std::fs::write(&path, serde_json::to_string(&map).unwrap()).unwrap();
     let policy = IdPolicy::load_map(&path).unwrap();
@@ -117,9 +133,13 @@ fn without(mut r: Record, labels: bool) -> Record {
 
 #[test]
 fn crash_record_is_reported_as_no_detections() {
-    let e = Record::read_safetensors(&golden().join("chelsea_micro.safetensors"), &IdPolicy::Stem).unwrap_err();
+    let e = Record::read_safetensors(&golden().join("chelsea_micro.safetensors"), &IdPolicy::Stem)
+        .unwrap_err();
     assert!(matches!(e, FormatError::NoDetections { .. }), "{e}");
-    assert!(e.to_string().contains("chelsea_micro") && e.to_string().contains("SIGFPE"), "{e}");
+    assert!(
+        e.to_string().contains("chelsea_micro") && e.to_string().contains("SIGFPE"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -127,7 +147,12 @@ fn records_carry_uniter_inputs() {
     let rs = records(&golden(), &IdPolicy::Stem);
     assert_eq!(rs.len(), 8);
     for r in &rs {
-        assert_eq!(r.conf.as_ref().map(Vec::len), Some(r.num_boxes()), "{}", r.image_id);
+        assert_eq!(
+            r.conf.as_ref().map(Vec::len),
+            Some(r.num_boxes()),
+            "{}",
+            r.image_id
+        );
         assert_eq!(r.soft_labels_dim(), Some(1601), "{}", r.image_id);
         assert_eq!(r.feature_dim, 2048);
     }
@@ -148,8 +173,17 @@ fn butd_tsv_reads_back() {
         }
         w.finish().unwrap().commit().unwrap();
     }
-    let back: Vec<Record> = ButdTsvReader::open(&path).unwrap().collect::<Result<_, _>>().unwrap();
-    assert_eq!(back, rs.iter().cloned().map(|r| without(r, true)).collect::<Vec<_>>());
+    let back: Vec<Record> = ButdTsvReader::open(&path)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        back,
+        rs.iter()
+            .cloned()
+            .map(|r| without(r, true))
+            .collect::<Vec<_>>()
+    );
     if python_ready() {
         let golden = golden();
         let args = [path.as_os_str(), golden.as_os_str(), map_path.as_os_str()];
@@ -167,10 +201,25 @@ fn lxmert_tsv_reads_back() {
         w.write(r).unwrap();
     }
     w.finish().unwrap().commit().unwrap();
-    let back: Vec<Record> = LxmertTsvReader::open(&path).unwrap().collect::<Result<_, _>>().unwrap();
-    assert_eq!(back, rs.iter().cloned().map(|r| without(r, false)).collect::<Vec<_>>());
+    let back: Vec<Record> = LxmertTsvReader::open(&path)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        back,
+        rs.iter()
+            .cloned()
+            .map(|r| without(r, false))
+            .collect::<Vec<_>>()
+    );
     if python_ready() {
-        assert_eq!(run_consumer("read_lxmert_tsv.py", &[path.as_os_str(), golden().as_os_str()]), rs.len());
+        assert_eq!(
+            run_consumer(
+                "read_lxmert_tsv.py",
+                &[path.as_os_str(), golden().as_os_str()]
+            ),
+            rs.len()
+        );
     }
 }
 
@@ -185,7 +234,12 @@ fn uniter_npz_reads_back() {
     }
     if python_ready() {
         let golden = golden();
-        let args = ["npz".as_ref(), tmp.path().as_os_str(), golden.as_os_str(), "nlvr2_".as_ref()];
+        let args = [
+            "npz".as_ref(),
+            tmp.path().as_os_str(),
+            golden.as_os_str(),
+            "nlvr2_".as_ref(),
+        ];
         assert_eq!(run_consumer("read_uniter.py", &args), rs.len());
     }
 }
@@ -196,15 +250,22 @@ fn uniter_lmdb_case(options: UniterOptions) {
     let split = tmp.path().join("nlvr2_dev");
     let rs = records(&golden(), &IdPolicy::Stem);
     let mut w = UniterLmdbWriter::create(&split, options.clone()).unwrap();
-    let entries: Vec<UniterEntry> = rs.iter().map(|r| UniterEntry::from_record(r, "").unwrap()).collect();
+    let entries: Vec<UniterEntry> = rs
+        .iter()
+        .map(|r| UniterEntry::from_record(r, "").unwrap())
+        .collect();
     for e in &entries {
         w.add(e).unwrap();
     }
     let db = w.finish().unwrap();
     let reader = UniterLmdbReader::open(&db).unwrap();
-    let nbb = UniterLmdbReader::read_nbb_file(&split.join(options.nbb_file_name().unwrap())).unwrap();
+    let nbb =
+        UniterLmdbReader::read_nbb_file(&split.join(options.nbb_file_name().unwrap())).unwrap();
     let nbb: HashMap<String, usize> = nbb.into_iter().collect();
-    assert_eq!(reader.keys(), entries.iter().map(|e| e.name.clone()).collect::<Vec<_>>());
+    assert_eq!(
+        reader.keys(),
+        entries.iter().map(|e| e.name.clone()).collect::<Vec<_>>()
+    );
     let mut truncated = 0;
     for (e, back) in entries.iter().zip(reader.iter()) {
         let n = nbb[&e.name];
@@ -216,9 +277,20 @@ fn uniter_lmdb_case(options: UniterOptions) {
     }
     if python_ready() {
         let golden = golden();
-        let (th, max, min) = (options.conf_th.to_string(), options.max_bb.to_string(), options.min_bb.to_string());
-        let mut args: Vec<&OsStr> =
-            vec!["lmdb".as_ref(), split.as_os_str(), golden.as_os_str(), "".as_ref(), th.as_ref(), max.as_ref(), min.as_ref()];
+        let (th, max, min) = (
+            options.conf_th.to_string(),
+            options.max_bb.to_string(),
+            options.min_bb.to_string(),
+        );
+        let mut args: Vec<&OsStr> = vec![
+            "lmdb".as_ref(),
+            split.as_os_str(),
+            golden.as_os_str(),
+            "".as_ref(),
+            th.as_ref(),
+            max.as_ref(),
+            min.as_ref(),
+        ];
         if options.compress {
             args.push("compressed".as_ref());
         }
@@ -233,7 +305,13 @@ fn uniter_lmdb_reads_back_with_converter_defaults() {
 
 #[test]
 fn uniter_lmdb_reads_back_truncated_and_compressed() {
-    uniter_lmdb_case(UniterOptions { conf_th: 0.5, max_bb: 30, min_bb: 5, compress: true, ..UniterOptions::default() });
+    uniter_lmdb_case(UniterOptions {
+        conf_th: 0.5,
+        max_bb: 30,
+        min_bb: 5,
+        compress: true,
+        ..UniterOptions::default()
+    });
 }
 
 /// Copies of the golden records cut to their first `k` boxes (the fixed layout needs equal
@@ -242,13 +320,15 @@ fn cut_records(dir: &Path, k: usize) {
     use safetensors::tensor::{Dtype, SafeTensors, TensorView};
     for entry in std::fs::read_dir(golden()).unwrap() {
         let path = entry.unwrap().path();
-        if !path.extension().is_some_and(|e| e == "safetensors") {
+        if path.extension().is_none_or(|e| e != "safetensors") {
             continue;
         }
         let bytes = std::fs::read(&path).unwrap();
         let st = SafeTensors::deserialize(&bytes).unwrap();
         let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
-        let Ok(boxes) = st.tensor("boxes") else { continue };
+        let Ok(boxes) = st.tensor("boxes") else {
+            continue;
+        };
         let features = st.tensor("features").unwrap();
         let cut = |t: &TensorView<'_>| {
             let row = t.data().len() / t.shape()[0];
@@ -263,7 +343,8 @@ fn cut_records(dir: &Path, k: usize) {
             ("features", TensorView::new(Dtype::F32, fs, &fd).unwrap()),
         ];
         let meta: HashMap<String, String> = header.metadata().clone().unwrap();
-        safetensors::serialize_to_file(tensors, &Some(meta), &dir.join(path.file_name().unwrap())).unwrap();
+        safetensors::serialize_to_file(tensors, &Some(meta), &dir.join(path.file_name().unwrap()))
+            .unwrap();
     }
 }
 
@@ -274,7 +355,10 @@ fn vqa_hdf5_reads_back_in_both_layouts() {
     let cut_dir = tmp.path().join("cut10");
     std::fs::create_dir(&cut_dir).unwrap();
     cut_records(&cut_dir, 10);
-    for (layout, dir, name) in [(VqaLayout::Adaptive, golden(), "adaptive"), (VqaLayout::Fixed, cut_dir.clone(), "fixed")] {
+    for (layout, dir, name) in [
+        (VqaLayout::Adaptive, golden(), "adaptive"),
+        (VqaLayout::Fixed, cut_dir.clone(), "fixed"),
+    ] {
         let rs = records(&dir, &policy);
         let path = tmp.path().join(format!("{name}.hdf5"));
         let mut w = VqaHdf5Writer::create(&path, layout).unwrap();
@@ -288,7 +372,12 @@ fn vqa_hdf5_reads_back_in_both_layouts() {
             assert_eq!(h.image(i).unwrap(), VqaImage::from_record(r).unwrap());
         }
         if python_ready() {
-            let args = [path.as_os_str(), dir.as_os_str(), map_path.as_os_str(), name.as_ref()];
+            let args = [
+                path.as_os_str(),
+                dir.as_os_str(),
+                map_path.as_os_str(),
+                name.as_ref(),
+            ];
             assert_eq!(run_consumer("read_vqa_hdf5.py", &args), rs.len());
         }
     }

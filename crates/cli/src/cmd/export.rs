@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use butd_formats::{
-    write_uniter_npz, ButdTsvWriter, FormatError, IdPolicy, LxmertTsvWriter, Record, UniterEntry, UniterLmdbWriter,
-    UniterOptions, VqaHdf5Writer, VqaLayout,
+    write_uniter_npz, ButdTsvWriter, FormatError, IdPolicy, LxmertTsvWriter, Record, UniterEntry,
+    UniterLmdbWriter, UniterOptions, VqaHdf5Writer, VqaLayout,
 };
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -100,8 +100,14 @@ pub struct Args {
 enum Sink {
     ButdTsv(ButdTsvWriter),
     LxmertTsv(LxmertTsvWriter),
-    UniterNpz { dir: PathBuf, prefix: String },
-    UniterLmdb { writer: UniterLmdbWriter, prefix: String },
+    UniterNpz {
+        dir: PathBuf,
+        prefix: String,
+    },
+    UniterLmdb {
+        writer: UniterLmdbWriter,
+        prefix: String,
+    },
     VqaHdf5(VqaHdf5Writer),
 }
 
@@ -112,8 +118,12 @@ impl Sink {
             Format::ButdTsv => Sink::ButdTsv(ButdTsvWriter::create(out, args.append)?),
             Format::LxmertTsv => Sink::LxmertTsv(LxmertTsvWriter::create(out, args.append)?),
             Format::UniterNpz => {
-                std::fs::create_dir_all(out).with_context(|| format!("{}: cannot create the directory", out.display()))?;
-                Sink::UniterNpz { dir: out.clone(), prefix: args.name_prefix.clone() }
+                std::fs::create_dir_all(out)
+                    .with_context(|| format!("{}: cannot create the directory", out.display()))?;
+                Sink::UniterNpz {
+                    dir: out.clone(),
+                    prefix: args.name_prefix.clone(),
+                }
             }
             Format::UniterLmdb => {
                 let options = UniterOptions {
@@ -124,7 +134,10 @@ impl Sink {
                     keep_all: args.keep_all,
                     compress: args.compress,
                 };
-                Sink::UniterLmdb { writer: UniterLmdbWriter::create(out, options)?, prefix: args.name_prefix.clone() }
+                Sink::UniterLmdb {
+                    writer: UniterLmdbWriter::create(out, options)?,
+                    prefix: args.name_prefix.clone(),
+                }
             }
             Format::VqaHdf5 => Sink::VqaHdf5(VqaHdf5Writer::create(
                 out,
@@ -172,10 +185,13 @@ impl Sink {
 
 /// The `*.safetensors` files directly in `dir`, sorted by name.
 fn record_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let entries = std::fs::read_dir(dir).with_context(|| format!("{}: cannot list the records", dir.display()))?;
+    let entries = std::fs::read_dir(dir)
+        .with_context(|| format!("{}: cannot list the records", dir.display()))?;
     let mut files = Vec::new();
     for entry in entries {
-        let path = entry.with_context(|| format!("{}: cannot list the records", dir.display()))?.path();
+        let path = entry
+            .with_context(|| format!("{}: cannot list the records", dir.display()))?
+            .path();
         if path.extension().is_some_and(|e| e == "safetensors") && path.is_file() {
             files.push(path);
         }
@@ -215,7 +231,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for file in &files {
         match Record::read_safetensors(file, &policy) {
             Ok(record) => {
-                sink.write(&record, args.without_soft_labels).with_context(|| format!("{}", file.display()))?;
+                sink.write(&record, args.without_soft_labels)
+                    .with_context(|| format!("{}", file.display()))?;
                 written += 1;
             }
             Err(e @ FormatError::NoDetections { .. }) => {
@@ -228,13 +245,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     bar.finish_and_clear();
     if written == 0 {
-        bail!("{}: no record with detections to export", args.records.display());
+        bail!(
+            "{}: no record with detections to export",
+            args.records.display()
+        );
     }
     let outputs = sink.finish()?;
     let outputs: Vec<String> = outputs.iter().map(|p| p.display().to_string()).collect();
     eprintln!(
         "exported {written} image(s){} to {}",
-        if skipped > 0 { format!(" ({skipped} without detections skipped)") } else { String::new() },
+        if skipped > 0 {
+            format!(" ({skipped} without detections skipped)")
+        } else {
+            String::new()
+        },
         outputs.join(" and ")
     );
     Ok(ExitCode::SUCCESS)

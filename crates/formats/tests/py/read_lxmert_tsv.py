@@ -45,6 +45,7 @@ def main(tsv, records_dir):
     check = Checker("lxmert-tsv")
     data = load_obj_tsv(tsv)
     check.same("row count", len(data), len(records))
+    check.same("line terminators", open(tsv, "rb").read().count(b"\r\n"), len(records))
     for item, r in zip(data, records):
         where = r["stem"]
         obj_num = item["num_boxes"]
