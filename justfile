@@ -22,7 +22,7 @@ fuzz seconds="60":
     bash scripts/fuzz.sh {{seconds}}
 
 # Every benchmark
-bench: bench-read bench-convert bench-extract bench-verify
+bench: bench-read bench-convert bench-extract bench-verify bench-verify-tsv
 
 bench-read:
     bash scripts/bench.sh read
@@ -35,3 +35,10 @@ bench-extract:
 
 bench-verify:
     bash scripts/bench.sh verify
+
+bench-verify-tsv:
+    bash scripts/bench.sh verify-tsv
+
+# Winoground walk-through: verify against an LXMERT TSV and a UNITER img_db
+winoground:
+    bash scripts/winoground-walkthrough.sh

@@ -381,6 +381,11 @@ impl VqaHdf5 {
         self.rows.is_empty()
     }
 
+    /// The image id of each image index (the index pickle, inverted).
+    pub fn image_ids(&self) -> &[i64] {
+        &self.ids
+    }
+
     fn read_rows(
         &mut self,
         set: &Hdf5Dataset,

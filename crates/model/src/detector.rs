@@ -21,7 +21,7 @@ use crate::trunk::Trunk;
 use crate::weights::{Weights, WeightsError};
 
 /// Per-image settings.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct DetectOptions {
     pub proposals: ProposalConfig,
     pub select: SelectConfig,
@@ -32,20 +32,10 @@ pub struct DetectOptions {
     pub roi_chunk: Option<usize>,
 }
 
-impl Default for DetectOptions {
-    fn default() -> Self {
-        DetectOptions {
-            proposals: ProposalConfig::default(),
-            select: SelectConfig::default(),
-            dump_activations: false,
-            roi_chunk: None,
-        }
-    }
-}
-
-/// Rois per res5 batch: on the CPU a small batch keeps the activations (≈ 10 MB per roi) in
-/// cache and peak memory low at no cost in speed (measured by `examples/bench_extract.rs`); on
-/// CUDA all 300 rois in one batch (≈ 3 GB).
+/// Rois per res5 batch. res5 keeps a few activations of 2048×14×14 f32 (1.6 MB) per roi alive.
+/// On the CPU, 32 rois keep the whole process at ≈ 0.8 GB peak; batches of 16 to 300 ran
+/// equally fast within the noise of `examples/bench_extract.rs`. On CUDA, all 300 rois at once
+/// (a few GB of device memory).
 pub fn default_roi_chunk(device: Device) -> usize {
     match device {
         Device::Cpu => 32,
@@ -133,18 +123,28 @@ pub struct Detector {
     heads: Heads,
 }
 
-/// Makes float32 mean float32 on CUDA (§2: no TF32 existed when the model ran): sets
-/// `NVIDIA_TF32_OVERRIDE=0`, which cuBLAS and cuDNN read when they initialise, unless the user
-/// set it already; and turns cuDNN's benchmark mode (which picks algorithms by timing, so
-/// possibly differently from run to run) off. tch exposes no switch for PyTorch's
-/// `allow_tf32` flags, so the environment variable is the lever; it must be in place before the
-/// first CUDA call of the process, which is why [`Detector::load`] does this first.
-/// On the CPU it only sets the number of intra-op threads to the available cores.
-pub fn configure_exact_math(device: Device) {
-    if device.is_cuda() {
-        if std::env::var_os("NVIDIA_TF32_OVERRIDE").is_none() {
-            std::env::set_var("NVIDIA_TF32_OVERRIDE", "0");
+/// Process-wide settings, applied by [`Detector::load`]; call it yourself before any other
+/// libtorch use if the program touches tensors or CUDA before loading the detector, because
+/// libtorch reads both environment variables below once, on first use. Variables the user set
+/// are left alone.
+///
+/// - CUDA: float32 must mean float32 (§2: no TF32 existed when the model ran). tch exposes no
+///   switch for PyTorch's `allow_tf32` flags, so this sets `NVIDIA_TF32_OVERRIDE=0`, which cuBLAS
+///   and cuDNN honour, and turns cuDNN's benchmark mode (algorithms chosen by timing, so
+///   possibly different from run to run) off.
+/// - CPU: `THP_MEM_ALLOC_ENABLE=1` makes libtorch back large tensors with transparent huge
+///   pages: res5 allocates tens of MB per layer and chunk, and with 4 KiB pages the page faults
+///   cost ≈ 10 % of the CPU time (`examples/bench_extract.rs`). Intra-op threads = available
+///   cores.
+pub fn configure_runtime(device: Device) {
+    let set_default = |key: &str, value: &str| {
+        if std::env::var_os(key).is_none() {
+            std::env::set_var(key, value);
         }
+    };
+    set_default("THP_MEM_ALLOC_ENABLE", "1");
+    if device.is_cuda() {
+        set_default("NVIDIA_TF32_OVERRIDE", "0");
         tch::Cuda::cudnn_set_benchmark(false);
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -156,7 +156,7 @@ impl Detector {
     /// `mappings/caffe-to-hf-frcnn.toml`) onto `device`. Fails on a missing, misshapen or
     /// unexpected tensor, naming the file and the key.
     pub fn load(weights: &Path, device: Device) -> Result<Detector, WeightsError> {
-        configure_exact_math(device);
+        configure_runtime(device);
         let _no_grad = tch::no_grad_guard();
         let file = Weights::open(weights)?;
         let root = file.root();

@@ -12,7 +12,7 @@
 
 use tch::{Device, Kind, Tensor};
 
-use crate::trunk::{Stage, StageSpec};
+use crate::trunk::{Layout, Placement, Stage, StageSpec};
 use crate::weights::{WeightPath, WeightsError};
 
 /// Classes including background (column 0 in Caffe).
@@ -96,7 +96,9 @@ pub struct Heads {
 impl Heads {
     /// Loads `roi_heads.res5.*` and `roi_heads.box_predictor.*`.
     pub fn load(roi_heads: &WeightPath, device: Device) -> Result<Heads, WeightsError> {
-        let res5 = Stage::load(&roi_heads.sub("res5"), &RES5, device)?;
+        // Channels-last: the ROI pooler's output already is (see `Layout::ChannelsLast`).
+        let placement = Placement { device, layout: Layout::ChannelsLast };
+        let res5 = Stage::load(&roi_heads.sub("res5"), &RES5, placement)?;
         let p = roi_heads.sub("box_predictor");
         let cls_score = Linear::load(&p.sub("cls_score"), NUM_CLASSES, POOL5_CHANNELS, device)?;
         p.sub("bbox_pred").check("weight", &[(NUM_CLASSES - 1) * 4, POOL5_CHANNELS])?;

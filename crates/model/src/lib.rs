@@ -4,6 +4,26 @@
 //! output bit for bit (proposal layer, NumPy's sort, NumPy's `exp`, NMS, generate_tsv's
 //! selection) are plain Rust on the host. Section numbers (§) refer to
 //! `shared/docs/butd-semantics.md`.
+//!
+//! ```no_run
+//! use butd_model::{DetectOptions, Detector};
+//! // Weights as `butd convert MODEL.caffemodel --map mappings/caffe-to-hf-frcnn.toml` writes them.
+//! let detector = Detector::load("w.safetensors".as_ref(), butd_model::tch::Device::Cpu)?;
+//! let image = butd_preprocess::decode_file("photo.jpg".as_ref())?;
+//! let detection = detector.detect(&image, &DetectOptions::default())?;
+//! println!("{} boxes of {} rois", detection.boxes.len(), detection.rois.len());
+//! butd_model::record::write_record(
+//!     "photo.safetensors".as_ref(),
+//!     &detection,
+//!     &butd_model::record::RecordInfo { image_name: "photo.jpg".into(), device: "cpu".into(), weights_sha256: None },
+//! )?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! The network, in order: [`weights`] (the HF-layout safetensors, BatchNorm folded) →
+//! [`trunk`] (conv1 … res4b22) → [`rpn`] (Caffe's RPN blobs) → [`proposals`] → [`roi_pool`] →
+//! [`heads`] (res5, classifier, attributes) → [`select`]; [`detector`] runs them for one
+//! image and [`record`] writes the result.
 
 pub mod numpy_sort;
 pub mod numpy_exp;
@@ -22,3 +42,5 @@ pub mod record;
 /// The tch version the model is built on, so that callers (the CLI) name devices and tensors
 /// without a separate, possibly mismatched, dependency.
 pub use tch;
+
+pub use detector::{DetectError, DetectOptions, Detection, Detector};

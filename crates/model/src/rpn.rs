@@ -9,7 +9,7 @@
 use tch::{Device, Tensor};
 
 use crate::proposals::{generate_anchors, NUM_ANCHORS};
-use crate::trunk::{Conv, Geometry};
+use crate::trunk::{Conv, Geometry, Layout, Placement};
 use crate::weights::{WeightPath, WeightsError};
 
 /// Channels of `res4b22` and of `rpn_conv/3x3` (§8.2).
@@ -87,6 +87,8 @@ impl Rpn {
     /// Loads `proposal_generator.{rpn_head.*, anchor_generator.cell_anchors.0}` and permutes
     /// the output rows to Caffe's anchor order once, so the forward pass needs no gather.
     pub fn load(path: &WeightPath, device: Device) -> Result<Rpn, WeightsError> {
+        // As the trunk whose output it reads (see `Layout::Nchw`).
+        let placement = Placement { device, layout: Layout::Nchw };
         let anchors_path = path.sub("anchor_generator").sub("cell_anchors");
         let cell_anchors = anchors_path.get("0", &[A, 4])?;
         let values: Vec<f32> =
@@ -100,7 +102,7 @@ impl Rpn {
             &head.sub("conv"),
             [RPN_HIDDEN_CHANNELS, RPN_IN_CHANNELS, 3, 3],
             Geometry::new(1, 1, 1),
-            device,
+            placement,
         )?;
         let objectness_rows: Vec<i64> = order.iter().map(|&k| k as i64).collect();
         let delta_rows: Vec<i64> =
@@ -111,7 +113,7 @@ impl Rpn {
             let index = Tensor::from_slice(rows);
             let weight = p.get("weight", &[n, RPN_HIDDEN_CHANNELS, 1, 1])?.index_select(0, &index);
             let bias = p.get("bias", &[n])?.index_select(0, &index);
-            Ok(Conv::new(weight, bias, Geometry::POINTWISE, device))
+            Ok(Conv::new(weight, bias, Geometry::POINTWISE, placement))
         };
         Ok(Rpn {
             conv,

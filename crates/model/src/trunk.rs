@@ -8,12 +8,41 @@ use tch::{Device, Tensor};
 
 use crate::weights::{fold_batchnorm, WeightPath, WeightsError};
 
-/// The same (N, C, H, W) tensor stored channels-last (NHWC strides). libtorch picks its
-/// convolution kernels by the layout of input and weight; with both channels-last, oneDNN's
-/// NHWC kernels run the 1×1 convolutions (most of res5) as plain GEMMs, 1.5–2× faster on the CPU
-/// than the NCHW path (`examples/bench_extract.rs`). Outputs stay channels-last, so this is
-/// needed once for the input and once per weight. tch has no `memory_format` argument; a
-/// permute to NHWC, a copy, and the inverse permute give exactly that layout.
+/// How a layer's 4-D tensors are laid out in memory. libtorch picks its convolution kernels by
+/// the layout of input and weight, and the outputs keep it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// Contiguous (N, C, H, W). The trunk and RPN use it: on the golden images its results are
+    /// the closer to Caffe's im2col + GEMM (res4b22 ≈ 7e-7 relative against ≈ 1e-6), which
+    /// matters where near-tied RPN scores decide the order of the rois (§7.1).
+    Nchw,
+    /// NHWC strides ([`channels_last`]). res5 uses it: oneDNN then runs its 1×1 convolutions
+    /// as plain GEMMs, 1.5–2× faster on the CPU than the NCHW path
+    /// (`examples/bench_extract.rs`), and res5 is ≈ 90 % of the FLOPs.
+    ChannelsLast,
+}
+
+/// Where and how a layer keeps its weights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Placement {
+    pub device: Device,
+    pub layout: Layout,
+}
+
+impl Placement {
+    /// `t` (CPU) on the device, 4-D tensors in the layout.
+    pub fn place(&self, t: &Tensor) -> Tensor {
+        let t = t.to_device(self.device);
+        match (self.layout, t.dim()) {
+            (Layout::ChannelsLast, 4) => channels_last(&t),
+            _ => t.contiguous(),
+        }
+    }
+}
+
+/// The same (N, C, H, W) tensor stored channels-last (NHWC strides). tch has no
+/// `memory_format` argument; a permute to NHWC, a copy, and the inverse permute give exactly
+/// that layout.
 pub fn channels_last(t: &Tensor) -> Tensor {
     t.permute([0, 2, 3, 1]).contiguous().permute([0, 3, 1, 2])
 }
@@ -48,11 +77,11 @@ impl Conv {
         path: &WeightPath,
         shape: [i64; 4],
         geometry: Geometry,
-        device: Device,
+        placement: Placement,
     ) -> Result<Conv, WeightsError> {
         let weight = path.get("weight", &shape)?;
         let (weight, bias) = fold_batchnorm(&weight, &path.sub("norm"))?;
-        Ok(Conv::new(weight, bias, geometry, device))
+        Ok(Conv::new(weight, bias, geometry, placement))
     }
 
     /// `<path>.weight` (out, in, k, k) and `<path>.bias` (out), a convolution with its own bias.
@@ -60,16 +89,16 @@ impl Conv {
         path: &WeightPath,
         shape: [i64; 4],
         geometry: Geometry,
-        device: Device,
+        placement: Placement,
     ) -> Result<Conv, WeightsError> {
         let weight = path.get("weight", &shape)?;
         let bias = path.get("bias", &shape[..1])?;
-        Ok(Conv::new(weight, bias, geometry, device))
+        Ok(Conv::new(weight, bias, geometry, placement))
     }
 
-    /// A convolution from CPU tensors, moved to `device`, the weight in channels-last layout.
-    pub fn new(weight: Tensor, bias: Tensor, geometry: Geometry, device: Device) -> Conv {
-        Conv { weight: channels_last(&weight.to_device(device)), bias: bias.to_device(device), geometry }
+    /// A convolution from CPU tensors, placed.
+    pub fn new(weight: Tensor, bias: Tensor, geometry: Geometry, placement: Placement) -> Conv {
+        Conv { weight: placement.place(&weight), bias: placement.place(&bias), geometry }
     }
 
     pub fn forward(&self, x: &Tensor) -> Tensor {
@@ -120,7 +149,7 @@ impl Bottleneck {
         path: &WeightPath,
         spec: &StageSpec,
         index: usize,
-        device: Device,
+        placement: Placement,
     ) -> Result<Bottleneck, WeightsError> {
         let first = index == 0;
         let input = if first { spec.in_channels } else { spec.out_channels };
@@ -128,7 +157,7 @@ impl Bottleneck {
         let (mid, out, d) = (spec.mid_channels, spec.out_channels, spec.dilation);
         let shortcut = if first {
             let geometry = Geometry::new(stride, 0, 1);
-            Some(Conv::load_folded(&path.sub("shortcut"), [out, input, 1, 1], geometry, device)?)
+            Some(Conv::load_folded(&path.sub("shortcut"), [out, input, 1, 1], geometry, placement)?)
         } else {
             None
         };
@@ -137,15 +166,15 @@ impl Bottleneck {
                 &path.sub("conv1"),
                 [mid, input, 1, 1],
                 Geometry::new(stride, 0, 1),
-                device,
+                placement,
             )?,
             conv2: Conv::load_folded(
                 &path.sub("conv2"),
                 [mid, mid, 3, 3],
                 Geometry::new(1, d, d),
-                device,
+                placement,
             )?,
-            conv3: Conv::load_folded(&path.sub("conv3"), [out, mid, 1, 1], Geometry::POINTWISE, device)?,
+            conv3: Conv::load_folded(&path.sub("conv3"), [out, mid, 1, 1], Geometry::POINTWISE, placement)?,
             shortcut,
         })
     }
@@ -154,12 +183,12 @@ impl Bottleneck {
         let a = self.conv1.forward(x).relu_();
         let b = self.conv2.forward(&a).relu_();
         drop(a);
-        let c = self.conv3.forward(&b);
+        let mut sum = self.conv3.forward(&b);
         drop(b);
-        let mut sum = match &self.shortcut {
-            Some(projection) => c + projection.forward(x),
-            None => c + x,
-        };
+        match &self.shortcut {
+            Some(projection) => sum += projection.forward(x),
+            None => sum += x,
+        }
         sum.relu_()
     }
 
@@ -181,9 +210,9 @@ pub struct Stage {
 }
 
 impl Stage {
-    pub fn load(path: &WeightPath, spec: &StageSpec, device: Device) -> Result<Stage, WeightsError> {
+    pub fn load(path: &WeightPath, spec: &StageSpec, placement: Placement) -> Result<Stage, WeightsError> {
         let blocks = (0..spec.blocks)
-            .map(|i| Bottleneck::load(&path.sub(i), spec, i, device))
+            .map(|i| Bottleneck::load(&path.sub(i), spec, i, placement))
             .collect::<Result<_, _>>()?;
         Ok(Stage { blocks })
     }
@@ -254,24 +283,25 @@ pub struct Trunk {
 }
 
 impl Trunk {
-    /// Loads `backbone.stem.conv1` and `backbone.res{2,3,4}`.
+    /// Loads `backbone.stem.conv1` and `backbone.res{2,3,4}`, NCHW (see [`Layout::Nchw`]).
     pub fn load(backbone: &WeightPath, device: Device) -> Result<Trunk, WeightsError> {
+        let placement = Placement { device, layout: Layout::Nchw };
         let conv1 = Conv::load_folded(
             &backbone.sub("stem").sub("conv1"),
             [64, 3, 7, 7],
             Geometry::new(2, 3, 1),
-            device,
+            placement,
         )?;
         let stages = TRUNK_STAGES
             .iter()
-            .map(|(name, spec)| Stage::load(&backbone.sub(name), spec, device))
+            .map(|(name, spec)| Stage::load(&backbone.sub(name), spec, placement))
             .collect::<Result<_, _>>()?;
         Ok(Trunk { conv1, stages })
     }
 
-    /// `data` (1, 3, H′, W′) → `res4b22` (1, 1024, h, w), channels-last.
+    /// `data` (1, 3, H′, W′) → `res4b22` (1, 1024, h, w).
     pub fn forward(&self, data: &Tensor) -> Tensor {
-        let mut y = caffe_pool1(&self.conv1.forward(&channels_last(data)).relu_());
+        let mut y = caffe_pool1(&self.conv1.forward(data).relu_());
         for stage in &self.stages {
             y = stage.forward(&y);
         }

@@ -12,71 +12,12 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use butd_verify::{compare_dirs_with, Dtype, Record, Tensor, Thresholds};
+use butd_verify::{compare_dirs_with, Thresholds};
 
-const FEATURE_DIM: usize = 2048;
+#[path = "common/records.rs"]
+mod records;
 
-struct Rng(u64);
-
-impl Rng {
-    /// Uniform in [0, 1) (xorshift64*).
-    fn next(&mut self) -> f64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
-fn tensor(name: &str, dtype: Dtype, shape: Vec<usize>, values: Vec<f64>) -> Tensor {
-    Tensor::new(name, dtype, shape, values).expect("shape fits")
-}
-
-/// A golden final record with `k` regions and its candidate.
-fn records(seed: u64, k: usize) -> (Record, Record) {
-    let mut rng = Rng(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    let mut g = Record::default();
-    let mut boxes = Vec::with_capacity(4 * k);
-    for _ in 0..k {
-        let (x, y) = (rng.next() * 500.0, rng.next() * 400.0);
-        let (w, h) = (8.0 + rng.next() * 200.0, 8.0 + rng.next() * 200.0);
-        boxes.extend([x, y, x + w, y + h].map(|v| f64::from(v as f32)));
-    }
-    let features: Vec<f64> = (0..k * FEATURE_DIM)
-        .map(|_| f64::from((rng.next() * rng.next() * 4.0) as f32))
-        .collect();
-    let mut keep: Vec<f64> = (0..k).map(|_| (rng.next() * 300.0).floor()).collect();
-    keep.sort_by(f64::total_cmp);
-    let ids = |rng: &mut Rng, n: f64| (0..k).map(|_| (rng.next() * n).floor()).collect::<Vec<_>>();
-    let conf = |rng: &mut Rng| {
-        (0..k)
-            .map(|_| f64::from((0.2 + rng.next() * 0.7) as f32))
-            .collect::<Vec<_>>()
-    };
-    let objects_id = ids(&mut rng, 1600.0);
-    let attrs_id = ids(&mut rng, 400.0);
-    let (objects_conf, attrs_conf) = (conf(&mut rng), conf(&mut rng));
-    for (name, dtype, shape, values) in [
-        ("keep", Dtype::I64, vec![k], keep),
-        ("boxes", Dtype::F32, vec![k, 4], boxes),
-        ("features", Dtype::F32, vec![k, FEATURE_DIM], features),
-        ("objects_id", Dtype::I64, vec![k], objects_id),
-        ("objects_conf", Dtype::F32, vec![k], objects_conf),
-        ("attrs_id", Dtype::I64, vec![k], attrs_id),
-        ("attrs_conf", Dtype::F32, vec![k], attrs_conf),
-    ] {
-        g.tensors
-            .insert(name.into(), tensor(name, dtype, shape, values));
-    }
-    let mut c = g.clone();
-    for v in &mut c.tensors.get_mut("features").expect("written above").values {
-        *v = f64::from((*v * (1.0 + 1e-7 * (2.0 * rng.next() - 1.0))) as f32);
-    }
-    for v in &mut c.tensors.get_mut("boxes").expect("written above").values {
-        *v = f64::from((*v + 1e-4 * rng.next()) as f32);
-    }
-    (g, c)
-}
+use records::{arg, records, FEATURE_DIM};
 
 fn generate(dir: &Path, pairs: usize, boxes: usize) -> std::io::Result<()> {
     let stamp = dir.join("params.txt");
@@ -108,19 +49,6 @@ fn generate(dir: &Path, pairs: usize, boxes: usize) -> std::io::Result<()> {
         t.elapsed().as_secs_f64()
     );
     Ok(())
-}
-
-fn arg<T: std::str::FromStr>(args: &[String], flag: &str, default: T) -> T {
-    match args.iter().position(|a| a == flag) {
-        None => default,
-        Some(k) => args
-            .get(k + 1)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| {
-                eprintln!("{flag} expects a value");
-                std::process::exit(2)
-            }),
-    }
 }
 
 fn main() -> std::io::Result<()> {

@@ -1,22 +1,18 @@
-//! Comparing one golden record with one candidate record, and whole directories of them.
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
-use std::time::Instant;
+//! Comparing one golden record with one candidate record.
+use std::collections::BTreeSet;
+use std::path::Path;
 
 use crate::boxes::{format_box, Box4};
 use crate::regions::{best_iou, inversions, match_boxes, role_of, FINAL_TENSORS, ROIS_TENSORS};
 use crate::report::{
-    cosine_histogram, merge_histograms, Finding, ImageReport, Inversion, Kind, LabelDisagreement,
-    LayerSummary, RegionReport, RegionSet, Report, Role, Severity, Status, Summary, TensorInfo,
-    TensorReport, UnmatchedRegion, SCHEMA,
+    cosine_histogram, Finding, HalfPrecision, ImageReport, Inversion, Kind, LabelDisagreement,
+    RegionReport, RegionSet, Role, Severity, Status, TensorInfo, TensorReport, UnmatchedRegion,
 };
-use crate::stats::{compare, Accumulator};
+use crate::resolution::within_resolution;
+use crate::stats::Accumulator;
 use crate::tensor::{dtype_name, Record, Tensor};
-use crate::thresholds::{Metric, Thresholds};
+use crate::thresholds::Thresholds;
 use crate::ties::{self, Evidence, RoisDivergence, Verdict};
-use crate::VerifyError;
 
 /// How many regions / inversions a finding's message lists before "…".
 const LIST_IN_MESSAGE: usize = 5;
@@ -82,8 +78,33 @@ fn comparable(role: Role, g: &Tensor, c: &Tensor) -> bool {
     }
 }
 
+/// What a comparison leaves out because one side's format cannot hold it.
+#[derive(Clone, Debug, Default)]
+pub struct Scope {
+    /// Tensors present on one side only because the other side's format has no place for them:
+    /// neither compared nor reported missing (they stay available as tie evidence).
+    pub not_carried: BTreeSet<String>,
+}
+
 /// Compares two records of the same image.
 pub fn compare_records(image: &str, g: &Record, c: &Record, th: &Thresholds) -> ImageReport {
+    compare_scoped(image, g, c, th, &Scope::default())
+}
+
+/// The image size a record states (`orig_h`, `orig_w` metadata), if it does.
+pub(crate) fn image_size(rec: &Record) -> Option<(usize, usize)> {
+    let dim = |k: &str| rec.metadata.get(k)?.parse().ok();
+    Some((dim("orig_h")?, dim("orig_w")?))
+}
+
+/// [`compare_records`] leaving out what `scope` names.
+pub fn compare_scoped(
+    image: &str,
+    g: &Record,
+    c: &Record,
+    th: &Thresholds,
+    scope: &Scope,
+) -> ImageReport {
     let mut f = Findings {
         image: image.to_string(),
         list: Vec::new(),
@@ -101,7 +122,20 @@ pub fn compare_records(image: &str, g: &Record, c: &Record, th: &Thresholds) -> 
             );
         }
     }
-    let mut tensors = inventory(g, c, th, &mut f);
+    if let (Some((gh, gw)), Some((ch, cw))) = (image_size(g), image_size(c)) {
+        if (gh, gw) != (ch, cw) {
+            f.push(
+                Severity::Fail,
+                Kind::ImageMismatch,
+                "",
+                format!(
+                    "image size differs: golden {gw}×{gh}, candidate {cw}×{ch} (width × height; \
+                     not the same image, or width and height swapped)"
+                ),
+            );
+        }
+    }
+    let mut tensors = inventory(g, c, th, scope, &mut f);
     let golden_crash = g.get("rois").is_some_and(|t| t.rows() == 0);
     if golden_crash {
         check_crash_record(g, c, &mut f);
@@ -145,13 +179,53 @@ pub fn compare_records(image: &str, g: &Record, c: &Record, th: &Thresholds) -> 
     }
 }
 
+/// Golden vs candidate values at flat positions `g_at..` / `c_at..`, candidate values moved
+/// into the golden's rounding intervals where a side holds 16-bit values
+/// ([`within_resolution`]); feeds `acc` and returns how the half precision was applied.
+fn accumulate(
+    acc: &mut Accumulator,
+    (gt, g_at): (&Tensor, usize),
+    (ct, c_at): (&Tensor, usize),
+    n: usize,
+) -> Option<HalfPrecision> {
+    let (gv, cv) = (&gt.values[g_at..g_at + n], &ct.values[c_at..c_at + n]);
+    let (gr, cr) = (gt.resolution.as_ref(), ct.resolution.as_ref());
+    match within_resolution(gv, gr, g_at, cv, cr, c_at, gt.row_len()) {
+        None => {
+            acc.add(gv, cv, g_at);
+            None
+        }
+        Some((adjusted, max_allowance)) => {
+            acc.add(gv, &adjusted, g_at);
+            let sides = match (gr, cr) {
+                (Some(_), Some(_)) => "both",
+                (Some(_), None) => "golden",
+                _ => "candidate",
+            };
+            let format = gr.or(cr).map(|r| r.half)?;
+            Some(HalfPrecision {
+                sides: sides.into(),
+                format,
+                max_allowance,
+            })
+        }
+    }
+}
+
 /// Presence, dtype, shape, non-finite values and element-wise stats of every tensor.
-fn inventory(g: &Record, c: &Record, th: &Thresholds, f: &mut Findings) -> Vec<TensorReport> {
+fn inventory(
+    g: &Record,
+    c: &Record,
+    th: &Thresholds,
+    scope: &Scope,
+    f: &mut Findings,
+) -> Vec<TensorReport> {
     let names: BTreeSet<&str> = g
         .tensors
         .keys()
         .chain(c.tensors.keys())
         .map(String::as_str)
+        .filter(|n| !scope.not_carried.contains(*n))
         .collect();
     let (mut missing_required, mut missing_optional, mut extra, mut dtypes) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -160,6 +234,7 @@ fn inventory(g: &Record, c: &Record, th: &Thresholds, f: &mut Findings) -> Vec<T
         let role = role_of(name);
         let (gt, ct) = (g.get(name), c.get(name));
         let mut by_index = None;
+        let mut half_precision = None;
         match (gt, ct) {
             (Some(_), None) if th.required.tensors.iter().any(|r| r == name) => {
                 missing_required.push(name)
@@ -181,7 +256,9 @@ fn inventory(g: &Record, c: &Record, th: &Thresholds, f: &mut Findings) -> Vec<T
                     } else {
                         n
                     };
-                    by_index = Some(compare(&gt.values[..n], &ct.values[..n]));
+                    let mut acc = Accumulator::default();
+                    half_precision = accumulate(&mut acc, (gt, 0), (ct, 0), n);
+                    by_index = Some(acc.finish());
                 } else {
                     f.push(
                         Severity::Fail,
@@ -216,6 +293,7 @@ fn inventory(g: &Record, c: &Record, th: &Thresholds, f: &mut Findings) -> Vec<T
             by_index,
             matched: None,
             gate: None,
+            half_precision,
         });
     }
     if !missing_required.is_empty() {
@@ -366,10 +444,13 @@ fn compare_set(
     let mut cosines = Vec::new();
     for name in &usable {
         let (gt, ct) = (&g.tensors[*name], &c.tensors[*name]);
+        let n = gt.row_len();
         let mut acc = Accumulator::default();
+        let mut half = None;
         for p in &m.pairs {
             let mut row = Accumulator::default();
-            row.add(gt.row(p.g), ct.row(p.c), p.g * gt.row_len());
+            let h = accumulate(&mut row, (gt, p.g * n), (ct, p.c * n), n);
+            half = HalfPrecision::merge(half, h);
             if *name == feature {
                 cosines.push(row.cosine());
             }
@@ -377,6 +458,7 @@ fn compare_set(
         }
         if let Some(t) = tensors.iter_mut().find(|t| t.name == *name) {
             t.matched = Some(acc.finish());
+            t.half_precision = HalfPrecision::merge(t.half_precision.take(), half);
         }
     }
     let max_box_diff = m
@@ -537,7 +619,8 @@ fn compare_set(
             if a == b {
                 continue;
             }
-            let cause = ties::explain_label(ev, prob, golden_rois[p.g], b);
+            let cause = ties::explain_label(ev, prob, golden_rois[p.g], b)
+                .or_else(|| ties::explain_half_label(ev, label, (p.g, p.c), (a, b)));
             let line = format!("#{}→#{} {a}→{b}", p.g, p.c);
             if cause.is_some() {
                 explained.push(line);
@@ -721,245 +804,38 @@ fn gate_tensors(tensors: &mut [TensorReport], th: &Thresholds, f: &mut Findings)
     }
 }
 
-/// `stem → path` of the `*.safetensors` files directly in `dir`.
-fn list_records(dir: &Path) -> Result<BTreeMap<String, PathBuf>, VerifyError> {
-    if !dir.is_dir() {
-        return Err(VerifyError::NotADirectory {
-            path: dir.to_path_buf(),
-        });
-    }
-    let mut out = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| VerifyError::io(dir, e))? {
-        let path = entry.map_err(|e| VerifyError::io(dir, e))?.path();
-        if path.extension().is_some_and(|e| e == "safetensors") {
-            if let Some(stem) = path.file_stem().and_then(|s| s.to_str()) {
-                out.insert(stem.to_string(), path.clone());
-            }
-        }
-    }
-    Ok(out)
-}
-
 /// Opens and compares one pair of files; unreadable files become `unreadable` failures.
 pub fn compare_files(image: &str, golden: &Path, candidate: &Path, th: &Thresholds) -> ImageReport {
     match (Record::open(golden), Record::open(candidate)) {
         (Ok(g), Ok(c)) => compare_records(image, &g, &c, th),
-        (g, c) => {
-            let findings = [g.err(), c.err()]
+        (g, c) => unreadable(
+            image,
+            [g.err(), c.err()]
                 .into_iter()
                 .flatten()
-                .map(|e| Finding {
-                    image: image.to_string(),
-                    severity: Severity::Fail,
-                    kind: Kind::Unreadable,
-                    subject: String::new(),
-                    message: e.to_string(),
-                    cause: None,
-                })
-                .collect();
-            ImageReport {
-                image: image.to_string(),
-                status: Status::Fail,
-                tensors: Vec::new(),
-                regions: Vec::new(),
-                findings,
-            }
-        }
+                .map(|e| e.to_string()),
+        ),
     }
 }
 
-/// Pairs the `*.safetensors` files of two directories by stem and compares every pair, on as
-/// many threads as the machine has cores.
-pub fn compare_dirs(
-    golden: &Path,
-    candidate: &Path,
-    th: &Thresholds,
-) -> Result<Report, VerifyError> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    compare_dirs_with(golden, candidate, th, threads)
-}
-
-/// [`compare_dirs`] on `threads` threads.
-pub fn compare_dirs_with(
-    golden: &Path,
-    candidate: &Path,
-    th: &Thresholds,
-    threads: usize,
-) -> Result<Report, VerifyError> {
-    let start = Instant::now();
-    let gs = list_records(golden)?;
-    let cs = list_records(candidate)?;
-    let pairs: Vec<(&String, &PathBuf, &PathBuf)> = gs
-        .iter()
-        .filter_map(|(stem, g)| cs.get(stem).map(|c| (stem, g, c)))
-        .collect();
-    let mut findings = Vec::new();
-    for stem in gs.keys().filter(|s| !cs.contains_key(*s)) {
-        findings.push(Finding {
-            image: stem.clone(),
+/// The report of an image whose inputs could not be read: one `unreadable` failure per message.
+pub(crate) fn unreadable(image: &str, messages: impl IntoIterator<Item = String>) -> ImageReport {
+    let findings = messages
+        .into_iter()
+        .map(|message| Finding {
+            image: image.to_string(),
             severity: Severity::Fail,
-            kind: Kind::MissingImage,
+            kind: Kind::Unreadable,
             subject: String::new(),
-            message: format!("no {stem}.safetensors in the candidate directory"),
+            message,
             cause: None,
-        });
-    }
-    for stem in cs.keys().filter(|s| !gs.contains_key(*s)) {
-        findings.push(Finding {
-            image: stem.clone(),
-            severity: Severity::Warn,
-            kind: Kind::ExtraImage,
-            subject: String::new(),
-            message: format!("{stem}.safetensors has no golden counterpart, not compared"),
-            cause: None,
-        });
-    }
-
-    let next = AtomicUsize::new(0);
-    let results: Mutex<Vec<Option<ImageReport>>> = Mutex::new(vec![None; pairs.len()]);
-    std::thread::scope(|s| {
-        for _ in 0..threads.clamp(1, pairs.len().max(1)) {
-            s.spawn(|| loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                let Some((stem, g, c)) = pairs.get(k) else {
-                    break;
-                };
-                let r = compare_files(stem, g, c, th);
-                results.lock().unwrap_or_else(|e| e.into_inner())[k] = Some(r);
-            });
-        }
-    });
-    let images: Vec<ImageReport> = results
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner())
-        .into_iter()
-        .flatten()
-        .collect();
-    Ok(assemble(
-        golden,
-        candidate,
-        th,
-        (gs.len(), cs.len()),
-        findings,
-        images,
-        start.elapsed().as_secs_f64(),
-    ))
-}
-
-/// Tensors in pipeline order for the per-layer summary; others follow alphabetically.
-const LAYER_ORDER: [&str; 20] = [
-    "image_bgr",
-    "im_info",
-    "data",
-    "res4b22",
-    "rpn_cls_prob_reshape",
-    "rpn_bbox_pred",
-    "rois",
-    "pool5_flat",
-    "cls_prob",
-    "predicted_cls",
-    "attr_prob",
-    "max_conf",
-    "bbox_pred_keep",
-    "keep",
-    "boxes",
-    "features",
-    "objects_id",
-    "objects_conf",
-    "attrs_id",
-    "attrs_conf",
-];
-
-fn layer_summaries(images: &[ImageReport], th: &Thresholds) -> Vec<LayerSummary> {
-    let mut per: BTreeMap<&str, Vec<(f64, &str)>> = BTreeMap::new();
-    for img in images {
-        for t in &img.tensors {
-            if let Some(s) = t.gated_stats() {
-                let metric = th.limit(&t.name).map_or(Metric::MaxRel, |l| l.0);
-                per.entry(&t.name)
-                    .or_default()
-                    .push((metric.of(s), &img.image));
-            }
-        }
-    }
-    let mut out: Vec<LayerSummary> = per
-        .into_iter()
-        .map(|(name, mut v)| {
-            v.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let limit = th.limit(name);
-            let (max, worst) = v[v.len() - 1];
-            LayerSummary {
-                name: name.to_string(),
-                metric: limit.map_or(Metric::MaxRel, |l| l.0),
-                limit: limit.map(|l| l.1),
-                images: v.len(),
-                min: v[0].0,
-                median: v[v.len() / 2].0,
-                max,
-                worst_image: worst.to_string(),
-            }
         })
         .collect();
-    let rank = |n: &str| {
-        LAYER_ORDER
-            .iter()
-            .position(|&x| x == n)
-            .unwrap_or(LAYER_ORDER.len())
-    };
-    out.sort_by(|a, b| (rank(&a.name), &a.name).cmp(&(rank(&b.name), &b.name)));
-    out
-}
-
-fn assemble(
-    golden: &Path,
-    candidate: &Path,
-    th: &Thresholds,
-    counts: (usize, usize),
-    findings: Vec<Finding>,
-    images: Vec<ImageReport>,
-    seconds: f64,
-) -> Report {
-    let count = |s: Status| images.iter().filter(|i| i.status == s).count();
-    let breaches: Vec<String> = findings
-        .iter()
-        .chain(images.iter().flat_map(|i| &i.findings))
-        .filter(|f| f.breaches(th))
-        .map(Finding::line)
-        .collect();
-    let cosine_histogram = merge_histograms(images.iter().flat_map(|i| {
-        i.regions
-            .iter()
-            .filter(|r| r.set == RegionSet::Final)
-            .map(|r| &r.cosine_histogram[..])
-    }));
-    let summary = Summary {
-        golden_images: counts.0,
-        candidate_images: counts.1,
-        compared: images.len(),
-        passed: count(Status::Pass),
-        tie_explained: count(Status::Tie),
-        failed: count(Status::Fail),
-        missing_images: findings
-            .iter()
-            .filter(|f| f.kind == Kind::MissingImage)
-            .count(),
-        extra_images: findings
-            .iter()
-            .filter(|f| f.kind == Kind::ExtraImage)
-            .count(),
-        gate_passed: breaches.is_empty(),
-        breaches,
-        seconds,
-    };
-    Report {
-        schema: SCHEMA.to_string(),
-        golden_dir: golden.display().to_string(),
-        candidate_dir: candidate.display().to_string(),
-        thresholds: th.clone(),
-        layers: layer_summaries(&images, th),
-        summary,
-        cosine_histogram,
+    ImageReport {
+        image: image.to_string(),
+        status: Status::Fail,
+        tensors: Vec::new(),
+        regions: Vec::new(),
         findings,
-        images,
     }
 }

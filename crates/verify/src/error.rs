@@ -38,6 +38,13 @@ pub enum VerifyError {
         line: usize,
         message: String,
     },
+    /// An input that is not a readable source of the kind asked for (format detection, an
+    /// LMDB split directory with several DBs, …).
+    #[error("{path}: {message}")]
+    Source { path: PathBuf, message: String },
+    /// A feature file that breaks its format (the message names file and line / entry).
+    #[error(transparent)]
+    Format(#[from] butd_formats::FormatError),
     #[error("{path}: cannot write: {source}")]
     Write {
         path: PathBuf,

@@ -51,6 +51,14 @@ impl Report {
             esc(&self.schema),
             s.seconds
         );
+        let sources = self.source_lines();
+        if !sources.is_empty() {
+            h += "<pre class=\"muted\">";
+            for line in &sources {
+                let _ = writeln!(h, "{}", esc(line));
+            }
+            h += "</pre>";
+        }
         h += "<div class=\"cards\">";
         for (name, v) in [
             ("golden images", s.golden_images),
@@ -83,6 +91,9 @@ impl Report {
               red tick at the parity.toml limit. Log scale; exact zeros sit in the column marked 0.</p>";
         h += &layer_svg(&self.layers);
         h += &layer_table(&self.layers);
+        for line in self.half_precision_lines() {
+            let _ = write!(h, "<p class=\"muted\">{}</p>", esc(&line));
+        }
 
         h += "<h2>Matched-feature cosine</h2><p class=\"muted\">Cosine between golden and candidate \
               <code>features</code> of every matched final region, binned by 1 − cosine.</p>";

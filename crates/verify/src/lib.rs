@@ -9,31 +9,45 @@
 //! explains are reported as such ([`ties`]), separately from failures. The gate reads its
 //! thresholds from `parity.toml` ([`Thresholds`]).
 //!
+//! [`verify`] generalises this to the feature files downstream models read (BUTD TSV, LXMERT
+//! TSV, UNITER img_db / npz, VQA HDF5, [`canonical`]), paired with records or with each other by
+//! image id; large TSVs are streamed.
+//!
 //! [`scores`] is the downstream accuracy check: Winoground scores of two feature sets and an
 //! exact McNemar test.
 pub mod boxes;
+pub mod canonical;
 mod compare;
+mod engine;
 mod error;
 mod html;
 pub mod hungarian;
 pub mod regions;
 mod report;
+pub mod resolution;
 pub mod rpn;
 pub mod scores;
+mod source;
 mod stats;
 mod tensor;
 mod text;
 mod thresholds;
 pub mod ties;
 
-pub use compare::{compare_dirs, compare_dirs_with, compare_files, compare_records};
+/// Id policies for pairing (`Stem`, `IntSuffix`, `Map`), shared with `butd export`.
+pub use butd_formats::IdPolicy;
+pub use canonical::Format;
+pub use compare::{compare_files, compare_records, compare_scoped, Scope};
+pub use engine::{compare_dirs, compare_dirs_with, verify, Options, Progress, Sample};
 pub use error::VerifyError;
 pub use report::{
-    cosine_histogram, Finding, GateCheck, HistogramBin, ImageReport, Inversion, Kind,
-    LabelDisagreement, LayerSummary, RegionReport, RegionSet, Report, Role, Severity, Status,
-    Summary, TensorInfo, TensorReport, UnmatchedRegion, SCHEMA,
+    cosine_histogram, Finding, GateCheck, HalfPrecision, HistogramBin, ImageReport, Inversion,
+    Kind, LabelDisagreement, LayerSummary, RegionReport, RegionSet, Report, Role, SampleInfo,
+    Severity, SourceInfo, Sources, Status, Summary, TensorInfo, TensorReport, UnmatchedRegion,
+    SCHEMA,
 };
 pub use safetensors::Dtype;
+pub use source::{detect_format, load_id_map, SourceSpec};
 pub use stats::{Accumulator, Stats};
 pub use tensor::{dtype_name, Record, Tensor};
 pub use thresholds::{Labels, Matching, Metric, Required, SetRules, Thresholds, Ties};

@@ -13,8 +13,9 @@ pub const ROIS_TENSORS: [&str; 6] = [
     "predicted_cls",
     "max_conf",
 ];
-/// Tensors whose row j belongs to final region j.
-pub const FINAL_TENSORS: [&str; 8] = [
+/// Tensors whose row j belongs to final region j. `conf` (generate_tsv's `max_conf` of the
+/// region) and `soft_labels` (its `cls_prob` row) are what UNITER's img_db stores per region.
+pub const FINAL_TENSORS: [&str; 10] = [
     "keep",
     "boxes",
     "features",
@@ -23,6 +24,8 @@ pub const FINAL_TENSORS: [&str; 8] = [
     "attrs_id",
     "attrs_conf",
     "bbox_pred_keep",
+    "conf",
+    "soft_labels",
 ];
 
 pub fn role_of(name: &str) -> Role {

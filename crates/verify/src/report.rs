@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::boxes::Box4;
+use crate::resolution::Half;
 use crate::stats::Stats;
 use crate::thresholds::{Metric, Thresholds};
 
@@ -20,9 +21,43 @@ pub struct Report {
     pub layers: Vec<LayerSummary>,
     /// Cosine of matched final-record features (`features`), all images.
     pub cosine_histogram: Vec<HistogramBin>,
-    /// Findings about the directories themselves (missing / extra images).
+    /// Findings about the inputs themselves (missing / extra / duplicate images).
     pub findings: Vec<Finding>,
     pub images: Vec<ImageReport>,
+    /// What each side is and what its format can hold; absent for two record directories
+    /// compared with the defaults (`compare_dirs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sources: Option<Sources>,
+}
+
+/// The two inputs of a comparison and how their images were paired.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Sources {
+    pub golden: SourceInfo,
+    pub candidate: SourceInfo,
+    /// How image ids were derived on each side, e.g. `int-suffix of the file stem`.
+    pub pairing: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<SampleInfo>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SourceInfo {
+    pub path: String,
+    /// `records`, `butd-tsv`, `lxmert-tsv`, `uniter-lmdb`, `uniter-npz`, `vqa-hdf5`.
+    pub format: String,
+    /// Final-record tensors the format holds (`["*"]`: every tensor of a record).
+    pub carries: Vec<String>,
+    /// What the format cannot hold and which of its conventions were undone.
+    pub notes: Vec<String>,
+}
+
+/// `--sample`: `n` golden images of `of`, chosen by a seeded hash of their ids.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SampleInfo {
+    pub n: usize,
+    pub seed: u64,
+    pub of: usize,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -39,6 +74,13 @@ pub struct Summary {
     /// One line per finding that breaches the gate: `image: subject: message`.
     pub breaches: Vec<String>,
     pub seconds: f64,
+    /// Passing images listed with their status and findings only (beyond the detail limit).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub images_without_detail: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -78,6 +120,11 @@ pub enum Kind {
     Label,
     Keep,
     CrashRecord,
+    /// One image id twice in a file; its first occurrence is compared.
+    DuplicateImage,
+    /// A format keeps only the first rows of a region set (UNITER's `nbb`); the other side is
+    /// cut to the same rows.
+    Truncated,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -157,6 +204,36 @@ pub struct TensorReport {
     pub matched: Option<Stats>,
     /// The figure the gate looks at, when `parity.toml` bounds this tensor.
     pub gate: Option<GateCheck>,
+    /// Set when a side holds 16-bit values: the statistics count only what lies beyond the
+    /// values' rounding intervals.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub half_precision: Option<HalfPrecision>,
+}
+
+/// How a tensor with 16-bit values on one or both sides was compared (docs/verify.md,
+/// "Half-precision sources").
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct HalfPrecision {
+    /// `golden`, `candidate` or `both`.
+    pub sides: String,
+    pub format: Half,
+    /// The widest allowance applied to one value pair (half of each side's rounding interval,
+    /// added), in the tensor's unit: differences up to it count as 0.
+    pub max_allowance: f64,
+}
+
+impl HalfPrecision {
+    /// The wider of two allowances for the same tensor.
+    pub fn merge(a: Option<HalfPrecision>, b: Option<HalfPrecision>) -> Option<HalfPrecision> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(if b.max_allowance > a.max_allowance {
+                b
+            } else {
+                a
+            }),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 impl TensorReport {
@@ -325,6 +402,9 @@ pub struct LayerSummary {
     #[serde(with = "crate::stats::finite_or_null")]
     pub max: f64,
     pub worst_image: String,
+    /// 16-bit values on a side: the widest allowance over all images.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub half_precision: Option<HalfPrecision>,
 }
 
 impl LayerSummary {

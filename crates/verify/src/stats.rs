@@ -192,6 +192,7 @@ fn cosine_from_sums(dot: f64, norm_g: f64, norm_c: f64) -> f64 {
 }
 
 /// Stats of two whole equal-shape tensors.
+#[cfg(test)]
 pub fn compare(golden: &[f64], candidate: &[f64]) -> Stats {
     let mut acc = Accumulator::default();
     acc.add(golden, candidate, 0);

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, SafeTensors, View};
 
+use crate::resolution::{Half, Resolution};
 use crate::VerifyError;
 
 /// One tensor of a record, values widened to f64 in row-major order.
@@ -16,6 +17,9 @@ pub struct Tensor {
     pub dtype: Dtype,
     pub shape: Vec<usize>,
     pub values: Vec<f64>,
+    /// Set when the values went through a 16-bit float (an F16/BF16 tensor, a float16 format):
+    /// they are compared up to their rounding intervals.
+    pub resolution: Option<Resolution>,
 }
 
 impl Tensor {
@@ -35,11 +39,34 @@ impl Tensor {
                 got: values.len(),
             });
         }
+        let resolution = match dtype {
+            Dtype::F16 => Some(Resolution::plain(Half::F16)),
+            Dtype::BF16 => Some(Resolution::plain(Half::BF16)),
+            _ => None,
+        };
         Ok(Tensor {
             dtype,
             shape,
             values,
+            resolution,
         })
+    }
+
+    /// The same tensor, its values standing for what `resolution` says.
+    pub fn with_resolution(mut self, resolution: Resolution) -> Self {
+        self.resolution = Some(resolution);
+        self
+    }
+
+    /// Its first `rows` rows (all when it has fewer).
+    pub fn first_rows(&self, rows: usize) -> Tensor {
+        let rows = rows.min(self.rows());
+        let mut t = self.clone();
+        if let Some(first) = t.shape.first_mut() {
+            *first = rows;
+            t.values.truncate(rows * self.row_len());
+        }
+        t
     }
 
     /// Rows along the first axis (a 0-d tensor is one row).

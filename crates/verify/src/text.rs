@@ -1,7 +1,7 @@
 //! The terminal summary (comfy-table).
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 
-use crate::report::{RegionSet, Report, Severity, Status};
+use crate::report::{Finding, RegionSet, Report, Severity, Status};
 
 /// Images listed in the terminal table before it shows only the ones that did not pass.
 const ALL_IMAGES_UP_TO: usize = 40;
@@ -35,6 +35,60 @@ fn table(header: &[&str]) -> Table {
 }
 
 impl Report {
+    /// What the two sides are, what their formats hold and how they were paired: shown when a
+    /// side is not a record directory or the run is a sample.
+    pub(crate) fn source_lines(&self) -> Vec<String> {
+        let Some(src) = &self.sources else {
+            return Vec::new();
+        };
+        if src.golden.format == "records"
+            && src.candidate.format == "records"
+            && src.sample.is_none()
+        {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        for (side, info) in [("golden", &src.golden), ("candidate", &src.candidate)] {
+            out.push(format!(
+                "{side}: {} {} (holds {})",
+                info.format,
+                info.path,
+                info.carries.join(", ")
+            ));
+            out.extend(info.notes.iter().map(|n| format!("  · {n}")));
+        }
+        out.push(format!("pairing: {}", src.pairing));
+        if let Some(s) = &src.sample {
+            out.push(format!(
+                "sample: {} of {} golden images (seed {})",
+                s.n, s.of, s.seed
+            ));
+        }
+        out
+    }
+
+    /// One line per tensor compared with 16-bit values on a side: the bound it was given.
+    pub(crate) fn half_precision_lines(&self) -> Vec<String> {
+        self.layers
+            .iter()
+            .filter_map(|l| {
+                let h = l.half_precision.as_ref()?;
+                Some(format!(
+                    "{}: {} {} — a difference inside the values' {} rounding intervals counts \
+                     as 0 (widest allowance {} in the tensor's unit; {} keeps a relative \
+                     precision of {:.2e})",
+                    l.name,
+                    h.sides,
+                    h.format.name(),
+                    h.format.name(),
+                    sci(h.max_allowance),
+                    h.format.name(),
+                    h.format.unit_roundoff()
+                ))
+            })
+            .collect()
+    }
+
     /// The summary `butd verify` prints: per-layer errors, per-image results, breached lines.
     pub fn to_terminal(&self) -> String {
         let s = &self.summary;
@@ -53,6 +107,18 @@ impl Report {
             s.extra_images,
             s.seconds
         );
+        for line in self.source_lines() {
+            out += &format!("{line}\n");
+        }
+        let notes: Vec<String> = self
+            .findings
+            .iter()
+            .filter(|f| f.severity == Severity::Info)
+            .map(Finding::line)
+            .collect();
+        for line in notes.iter().take(BREACH_LINES) {
+            out += &format!("note: {line}\n");
+        }
 
         let mut layers = table(&[
             "tensor",
@@ -78,6 +144,9 @@ impl Report {
             ]);
         }
         out += &format!("{layers}\n");
+        for line in self.half_precision_lines() {
+            out += &format!("{line}\n");
+        }
 
         let mut images = table(&[
             "image",
@@ -131,6 +200,12 @@ impl Report {
         }
         if hidden > 0 {
             out += &format!("({hidden} passing images not listed)\n");
+        }
+        if s.images_without_detail > 0 {
+            out += &format!(
+                "({} passing images kept in parity.json without per-tensor detail: --detail)\n",
+                s.images_without_detail
+            );
         }
 
         let ties: Vec<String> = self

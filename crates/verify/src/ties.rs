@@ -602,6 +602,45 @@ pub fn explain_label(
     })
 }
 
+/// A label that differs on a matched pair where one side's labels come from 16-bit scores
+/// (UNITER's float16 `soft_labels`, `objects_id` = their argmax over columns 1…) is explained
+/// when that side's scores of the two labels have overlapping rounding intervals: the 16-bit
+/// values cannot order them, and `np.argmax` takes the first of equal values.
+pub fn explain_half_label(
+    ev: &Evidence,
+    label: &str,
+    (g_row, c_row): (usize, usize),
+    (a, b): (i64, i64),
+) -> Option<String> {
+    if label != "objects_id" {
+        return None;
+    }
+    let (ca, cb) = (usize::try_from(a).ok()? + 1, usize::try_from(b).ok()? + 1);
+    [
+        ("golden", ev.golden, g_row),
+        ("candidate", ev.candidate, c_row),
+    ]
+    .into_iter()
+    .find_map(|(side, rec, row)| {
+        let t = rec.get("soft_labels")?;
+        let res = t.resolution.as_ref()?;
+        if t.shape.len() != 2 || row >= t.rows() {
+            return None;
+        }
+        let r = t.row(row);
+        let (pa, pb) = (*r.get(ca)?, *r.get(cb)?);
+        let (alo, ahi) = res.interval(pa, ca);
+        let (blo, bhi) = res.interval(pb, cb);
+        (alo <= bhi && blo <= ahi).then(|| {
+            format!(
+                "half_argmax: the {side}'s {} soft_labels row #{row} scores labels {a} and {b} \
+                     {pa:.6} / {pb:.6}, which that precision cannot order",
+                res.half.name()
+            )
+        })
+    })
+}
+
 /// The golden roi of each golden final region (for label attribution).
 pub fn golden_final_rois(ev: &Evidence, gb: &[Box4]) -> Vec<Option<usize>> {
     golden_rois_of(ev, gb, ev.golden.get("keep"))

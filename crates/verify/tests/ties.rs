@@ -26,7 +26,7 @@ fn every_golden_roi_is_a_decoded_anchor_in_descending_score_order() {
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();
-        if !path.extension().is_some_and(|e| e == "safetensors") {
+        if path.extension().is_none_or(|e| e != "safetensors") {
             continue;
         }
         let rec = butd_verify::Record::open(&path).unwrap();

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-use butd_model::detector::{configure_exact_math, DetectOptions, Detector};
+use butd_model::detector::{configure_runtime, DetectOptions, Detector};
 use butd_model::record::{write_record, RecordInfo};
 use butd_model::select::SelectConfig;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -77,8 +77,8 @@ fn tsv_field(s: &str) -> String {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let device = parse_device(&args.device)?;
-    // Before the first CUDA call: TF32 off (see configure_exact_math).
-    configure_exact_math(device);
+    // Before the first libtorch call: TF32 off, huge pages on (see configure_runtime).
+    configure_runtime(device);
     if let Device::Cuda(i) = device {
         let count = tch::Cuda::device_count();
         if i as i64 >= count {

@@ -1,24 +1,107 @@
-//! `butd verify`: candidate records against golden ones (parity report + gate), and
-//! `butd verify scores`: downstream accuracy parity. Formats in docs/verify.md.
+//! `butd verify`: candidate features against golden ones (parity report + gate), each side a
+//! directory of records or a downstream feature file (BUTD / LXMERT TSV, UNITER img_db or npz,
+//! VQA HDF5); and `butd verify scores`: downstream accuracy parity. Formats in docs/verify.md.
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Instant;
 
 use anyhow::{bail, Context};
 use butd_verify::scores::{compare_winoground, read_winoground_jsonl};
-use butd_verify::{compare_dirs_with, Thresholds};
+use butd_verify::{
+    load_id_map, verify, Format, IdPolicy, Options, Progress, Sample, SourceSpec, Thresholds,
+};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use indicatif::{ProgressBar, ProgressStyle};
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum FormatArg {
+    /// A directory of <image stem>.safetensors records
+    Records,
+    /// bottom-up-attention generate_tsv.py TSV (image_id, image_w, image_h, num_boxes, boxes, features)
+    ButdTsv,
+    /// LXMERT obj36 TSV (img_id, img_h, img_w, objects/attrs ids and confs, num_boxes, boxes, features)
+    LxmertTsv,
+    /// UNITER/VILLA img_db: an LMDB directory, or the split directory holding one
+    UniterLmdb,
+    /// A directory of UNITER generate_npz.py files
+    UniterNpz,
+    /// bottom-up-attention-vqa / ban-vqa HDF5 (with its <stem>_imgid2idx.pkl beside it)
+    VqaHdf5,
+}
+
+impl FormatArg {
+    fn format(self) -> Format {
+        match self {
+            FormatArg::Records => Format::Records,
+            FormatArg::ButdTsv => Format::ButdTsv,
+            FormatArg::LxmertTsv => Format::LxmertTsv,
+            FormatArg::UniterLmdb => Format::UniterLmdb,
+            FormatArg::UniterNpz => Format::UniterNpz,
+            FormatArg::VqaHdf5 => Format::VqaHdf5,
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum IdPolicyArg {
+    /// Trailing digits of the stem when the other side has integer ids (BUTD TSV, VQA HDF5), the stem otherwise; map with --id-map
+    Auto,
+    /// The image file stem (records, LXMERT img_id, UNITER names)
+    Stem,
+    /// Trailing digits of the stem: COCO_val2014_000000123456 → 123456
+    IntSuffix,
+    /// Looked up in --id-map
+    Map,
+}
 
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
 pub struct Args {
     #[command(subcommand)]
     command: Option<Sub>,
-    /// Directory of golden records (one <image>.safetensors per image)
-    #[arg(long, value_name = "DIR")]
+    /// Golden side: a directory of records (<image>.safetensors), a BUTD or LXMERT TSV, a
+    /// UNITER img_db (LMDB) or npz directory, or a VQA HDF5 file; detected by content
+    #[arg(long, value_name = "PATH")]
     golden: Option<PathBuf>,
-    /// Directory of candidate records, paired with the golden ones by file stem
-    #[arg(long, value_name = "DIR")]
+    /// Candidate side, any of the same; paired with the golden images by image id
+    #[arg(long, value_name = "PATH")]
     candidate: Option<PathBuf>,
+    /// Format of --golden, instead of detecting it
+    #[arg(long, value_enum)]
+    golden_format: Option<FormatArg>,
+    /// Format of --candidate, instead of detecting it
+    #[arg(long, value_enum)]
+    candidate_format: Option<FormatArg>,
+    /// How image file stems (records, LXMERT img_id, UNITER names) become the ids images are
+    /// paired by
+    #[arg(long, value_enum, default_value = "auto")]
+    id_policy: IdPolicyArg,
+    /// JSON {"<image stem>": id} or COCO-style annotations {"images": [{"id", "file_name"}]}
+    /// for --id-policy map (implies it under auto)
+    #[arg(long, value_name = "JSON")]
+    id_map: Option<PathBuf>,
+    /// UNITER: prefix of the entry names (generate_npz.py writes e.g. nlvr2_), taken off the ids
+    #[arg(long, value_name = "PREFIX", default_value = "")]
+    name_prefix: String,
+    /// The golden side's object / attribute ids count from 1 (background 0)
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..=1))]
+    golden_label_base: i64,
+    /// The candidate side's object / attribute ids count from 1 (background 0)
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i64).range(0..=1))]
+    candidate_label_base: i64,
+    /// Check N golden images chosen at random, reproducibly (see --seed)
+    #[arg(long, value_name = "N")]
+    sample: Option<usize>,
+    /// Seed of --sample
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Passing images reported in full in parity.json / parity.html, in pairing order; the
+    /// others keep their status and findings (memory and report size stay bounded)
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    detail: usize,
+    /// No progress bar
+    #[arg(long)]
+    quiet: bool,
     /// Gate thresholds [default: ./parity.toml if present, else the repository's parity.toml
     /// built into the binary]
     #[arg(long, value_name = "TOML")]
@@ -72,7 +155,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         return run_scores(s);
     }
     let (Some(golden), Some(candidate)) = (&args.golden, &args.candidate) else {
-        bail!("`butd verify` needs --golden DIR and --candidate DIR (or the `scores` subcommand)");
+        bail!(
+            "`butd verify` needs --golden PATH and --candidate PATH (or the `scores` subcommand)"
+        );
     };
     let mut th = match &args.thresholds {
         Some(p) => Thresholds::load(p)?,
@@ -83,14 +168,51 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let report = compare_dirs_with(golden, candidate, &th, jobs)?;
+    let ids = match (args.id_policy, &args.id_map) {
+        (IdPolicyArg::Map | IdPolicyArg::Auto, Some(map)) => Some(load_id_map(map)?),
+        (IdPolicyArg::Map, None) => bail!("--id-policy map needs --id-map FILE"),
+        (_, Some(_)) => bail!("--id-map is only used with --id-policy map (or auto)"),
+        (IdPolicyArg::Stem, None) => Some(IdPolicy::Stem),
+        (IdPolicyArg::IntSuffix, None) => Some(IdPolicy::IntSuffix),
+        (IdPolicyArg::Auto, None) => None,
+    };
+    let spec = |path: &Path, format: Option<FormatArg>, label_base: i64| SourceSpec {
+        path: path.to_path_buf(),
+        format: format.map(FormatArg::format),
+        name_prefix: args.name_prefix.clone(),
+        label_base,
+    };
+    let bar = progress_bar(args.quiet);
+    let started = Instant::now();
+    let show = |p: &Progress| show_progress(&bar, p, started);
+    let opts = Options {
+        threads: jobs,
+        ids,
+        sample: args.sample.map(|n| Sample { n, seed: args.seed }),
+        detail: args.detail,
+        progress: Some(&show),
+    };
+    let report = verify(
+        &spec(golden, args.golden_format, args.golden_label_base),
+        &spec(candidate, args.candidate_format, args.candidate_label_base),
+        &th,
+        &opts,
+    )?;
+    bar.finish_and_clear();
 
     let name = match &args.report {
         Some(n) => n.clone(),
         None => candidate
             .canonicalize()
             .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .and_then(|p| {
+                let name = if p.is_dir() {
+                    p.file_name()
+                } else {
+                    p.file_stem()
+                };
+                name.map(|n| n.to_string_lossy().into_owned())
+            })
             .unwrap_or_else(|| "verify".into()),
     };
     let dir = args.reports_dir.join(&name);
@@ -109,6 +231,38 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn progress_bar(quiet: bool) -> ProgressBar {
+    if quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(0)
+    }
+}
+
+/// Images against a known total, else a streamed TSV's bytes; images/s either way.
+fn show_progress(bar: &ProgressBar, p: &Progress, started: Instant) {
+    let rate = p.images as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    let (template, len, pos) = match (p.total, p.bytes) {
+        (Some(total), _) => (
+            "{bar:40} {pos}/{len} images, {msg}, eta {eta}",
+            total as u64,
+            p.images as u64,
+        ),
+        (None, Some((read, size))) => (
+            "{bar:40} {bytes}/{total_bytes} read, {msg}, eta {eta}",
+            size,
+            read,
+        ),
+        (None, None) => ("{spinner} {msg}", 0, 0),
+    };
+    if bar.length() != Some(len) {
+        bar.set_style(ProgressStyle::with_template(template).expect("static progress template"));
+        bar.set_length(len);
+    }
+    bar.set_position(pos);
+    bar.set_message(format!("{} compared, {rate:.0} images/s", p.images));
 }
 
 fn run_scores(s: ScoresArgs) -> anyhow::Result<ExitCode> {

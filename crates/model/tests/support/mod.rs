@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::OnceLock;
 
 /// `shared/` beside the repository (`BUTD_SHARED` overrides).
 pub fn shared_dir() -> PathBuf {
@@ -25,7 +26,9 @@ pub fn cache_dir() -> PathBuf {
     }
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache"));
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache")
+        });
     base.join("butd")
 }
 
@@ -55,21 +58,33 @@ pub fn synthetic_caffemodel() -> PathBuf {
 }
 
 /// The synthetic model converted by butd-mapping with the built-in `caffe-to-hf-frcnn`
-/// mapping: what `butd convert MODEL --map mappings/caffe-to-hf-frcnn.toml` writes.
+/// mapping: what `butd convert MODEL --map mappings/caffe-to-hf-frcnn.toml` writes. Converted
+/// afresh once per test process (0.3 s), so the tests always exercise the current mapping and
+/// converter, never a stale cached file; written under a temporary name and renamed, so
+/// concurrent test processes never read half a file.
 pub fn synthetic_hf_weights() -> PathBuf {
-    let caffemodel = synthetic_caffemodel();
-    let path = cache_dir().join("synthetic-hf-frcnn.safetensors");
-    if !path.exists() {
-        let model = butd_caffe::CaffeModel::open(&caffemodel).unwrap();
-        let mapping = butd_mapping::Mapping::builtin("caffe-to-hf-frcnn").unwrap();
-        let target = mapping.target_manifest().unwrap();
-        let plan = butd_mapping::Plan::new(&mapping, &butd_mapping::Inventory::of(&model), &target);
-        let tmp = temp_beside(&path);
-        plan.write_safetensors(&mapping, &model, &tmp, &butd_mapping::WriteOptions::default())
+    static CONVERTED: OnceLock<PathBuf> = OnceLock::new();
+    CONVERTED
+        .get_or_init(|| {
+            let caffemodel = synthetic_caffemodel();
+            let path = cache_dir().join("synthetic-hf-frcnn.safetensors");
+            let model = butd_caffe::CaffeModel::open(&caffemodel).unwrap();
+            let mapping = butd_mapping::Mapping::builtin("caffe-to-hf-frcnn").unwrap();
+            let target = mapping.target_manifest().unwrap();
+            let plan =
+                butd_mapping::Plan::new(&mapping, &butd_mapping::Inventory::of(&model), &target);
+            let tmp = temp_beside(&path);
+            plan.write_safetensors(
+                &mapping,
+                &model,
+                &tmp,
+                &butd_mapping::WriteOptions::default(),
+            )
             .unwrap_or_else(|e| panic!("converting {}: {e}", caffemodel.display()));
-        std::fs::rename(&tmp, &path).unwrap();
-    }
-    path
+            std::fs::rename(&tmp, &path).unwrap();
+            path
+        })
+        .clone()
 }
 
 /// The golden images (`index.json` order) with their tier.
@@ -80,6 +95,11 @@ pub fn golden_images() -> Vec<(String, u64)> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["image"].as_str().unwrap().to_string(), e["tier"].as_u64().unwrap()))
+        .map(|e| {
+            (
+                e["image"].as_str().unwrap().to_string(),
+                e["tier"].as_u64().unwrap(),
+            )
+        })
         .collect()
 }
