@@ -1,7 +1,7 @@
-//! CPU benchmark of the reference network on the golden images (warm model):
+//! Benchmark of the reference network on the golden images (warm model), on the CPU by default:
 //!
 //! ```text
-//! cargo run --release -p butd-model --example bench_extract [-- --roi-chunk 16,32,64 --repeat 1 IMAGE…]
+//! cargo run --release -p butd-model --example bench_extract [-- --roi-chunk 16,32,64 --repeat 1 --device cpu|cuda IMAGE…]
 //! ```
 //!
 //! Prints seconds per image, the network's FLOPs counted from the layer shapes, the achieved
@@ -14,7 +14,7 @@ mod support;
 
 use std::time::Instant;
 
-use butd_model::detector::{default_roi_chunk, DetectOptions, Detector};
+use butd_model::detector::{default_roi_chunk, device_name, parse_device, DetectOptions, Detector};
 use tch::{Device, Kind, Tensor};
 
 /// The HF FRCNN on a 600×900 image, whole process (issue #4's yardstick).
@@ -28,7 +28,12 @@ fn cpu_seconds() -> f64 {
     // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     (ticks(11) + ticks(12)) / 100.0 // USER_HZ is 100 on Linux
 }
 
@@ -39,17 +44,31 @@ fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// GFLOP per wall second and per CPU second of an n×n×n f32 matmul, best of a few runs.
-fn matmul_gflops(n: i64) -> (f64, f64) {
-    let a = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
-    let b = Tensor::randn([n, n], (Kind::Float, Device::Cpu));
+/// Waits for the device's queued work (a no-op on the CPU).
+fn sync(device: Device) {
+    if let Device::Cuda(i) = device {
+        tch::Cuda::synchronize(i as i64);
+    }
+}
+
+/// GFLOP per wall second and per CPU second of an n×n×n f32 matmul on `device`, best of a few
+/// runs.
+fn matmul_gflops(n: i64, device: Device) -> (f64, f64) {
+    let a = Tensor::randn([n, n], (Kind::Float, device));
+    let b = Tensor::randn([n, n], (Kind::Float, device));
     let _ = a.matmul(&b); // warm-up
+    sync(device);
     let flop = 2.0 * (n * n * n) as f64;
     (0..5).fold((0.0, 0.0), |(wall, cpu), _| {
         let (t, c0) = (Instant::now(), cpu_seconds());
-        drop(a.matmul(&b));
+        let c = a.matmul(&b);
+        sync(device);
+        drop(c);
         let (dt, dc) = (t.elapsed().as_secs_f64(), cpu_seconds() - c0);
-        (f64::max(wall, flop / dt / 1e9), f64::max(cpu, flop / dc.max(0.01) / 1e9))
+        (
+            f64::max(wall, flop / dt / 1e9),
+            f64::max(cpu, flop / dc.max(0.01) / 1e9),
+        )
     })
 }
 
@@ -57,14 +76,22 @@ fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let mut roi_chunks: Vec<Option<usize>> = vec![None];
     let mut repeat = 1usize;
+    let mut device = Device::Cpu;
     let mut images: Vec<String> = Vec::new();
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--roi-chunk" => {
                 let list = args.next().expect("--roi-chunk N[,N…]");
-                roi_chunks = list.split(',').map(|n| n.parse().map(Some)).collect::<Result<_, _>>()?;
+                roi_chunks = list
+                    .split(',')
+                    .map(|n| n.parse().map(Some))
+                    .collect::<Result<_, _>>()?;
             }
             "--repeat" => repeat = args.next().expect("--repeat N").parse()?,
+            "--device" => {
+                device = parse_device(&args.next().expect("--device cpu|cuda[:N]"))
+                    .map_err(anyhow::Error::msg)?
+            }
             _ => images.push(arg),
         }
     }
@@ -81,14 +108,16 @@ fn main() -> anyhow::Result<()> {
 
     let weights = support::synthetic_hf_weights();
     let load = Instant::now();
-    let detector = Detector::load(&weights, Device::Cpu)?;
+    let detector = Detector::load(&weights, device)?;
     eprintln!(
-        "loaded {} in {:.1} s; {} intra-op threads",
+        "loaded {} on {} in {:.1} s; {} intra-op threads",
         weights.display(),
+        device_name(device),
         load.elapsed().as_secs_f64(),
         tch::get_num_threads()
     );
-    let decode = |name: &str| butd_preprocess::decode_file(&support::golden_dir().join("images").join(name));
+    let decode =
+        |name: &str| butd_preprocess::decode_file(&support::golden_dir().join("images").join(name));
     detector.detect(&decode(&images[0])?, &DetectOptions::default())?; // warm-up
 
     println!(
@@ -99,7 +128,10 @@ fn main() -> anyhow::Result<()> {
     for name in &images {
         let image = decode(name)?;
         for &roi_chunk in &roi_chunks {
-            let opts = DetectOptions { roi_chunk, ..DetectOptions::default() };
+            let opts = DetectOptions {
+                roi_chunk,
+                ..DetectOptions::default()
+            };
             let (mut best, mut best_cpu) = (f64::INFINITY, f64::INFINITY);
             let mut detection = None;
             for _ in 0..repeat {
@@ -115,7 +147,7 @@ fn main() -> anyhow::Result<()> {
                 .find(|e| e["image"] == name.as_str())
                 .and_then(|e| e["caffe_forward_s"].as_f64())
                 .map_or("-".into(), |s| format!("{s:.1}"));
-            let chunk = roi_chunk.unwrap_or_else(|| default_roi_chunk(Device::Cpu));
+            let chunk = roi_chunk.unwrap_or_else(|| default_roi_chunk(device));
             println!(
                 "{name:<20} {chunk:>6} {:>9} {:>4} {best:>8.2} {best_cpu:>8.2} {:>9.1} {:>8.1} {caffe_s:>9}",
                 format!("{}×{}", d.net_h, d.net_w),
@@ -130,7 +162,7 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let (net_wall, net_cpu) = (total_flop / total_s / 1e9, total_flop / total_cpu / 1e9);
-    let (peak_wall, peak_cpu) = matmul_gflops(4096);
+    let (peak_wall, peak_cpu) = matmul_gflops(4096, device);
     let example = detector.flops(600, 800, 300);
     println!(
         "\nFLOPs for a 600×800 input with 300 rois: {:.2} TFLOP (trunk {:.0} G, RPN {:.0} G, res5 {:.0} G, heads {:.1} G)",

@@ -123,6 +123,38 @@ pub struct Detector {
     heads: Heads,
 }
 
+/// Why a detector cannot be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(transparent)]
+    Weights(#[from] WeightsError),
+    #[error("cannot load libtorch's CUDA backend libtorch_cuda.so (is LD_LIBRARY_PATH set to the torch libraries, e.g. by scripts/env.sh?): {0}")]
+    CudaBackend(String),
+    #[error("CUDA device {index} requested, but {count} CUDA device(s) are available")]
+    NoSuchDevice { index: usize, count: i64 },
+}
+
+/// `cpu`, `cuda` (= `cuda:0`) or `cuda:N`.
+pub fn parse_device(s: &str) -> Result<Device, String> {
+    match s {
+        "cpu" => Ok(Device::Cpu),
+        "cuda" => Ok(Device::Cuda(0)),
+        _ => match s.strip_prefix("cuda:").map(str::parse::<usize>) {
+            Some(Ok(i)) => Ok(Device::Cuda(i)),
+            _ => Err(format!("device `{s}`: expected cpu, cuda or cuda:N")),
+        },
+    }
+}
+
+/// `cpu`, `cuda:0`, …: the inverse of [`parse_device`], as records name their device.
+pub fn device_name(device: Device) -> String {
+    match device {
+        Device::Cpu => "cpu".into(),
+        Device::Cuda(i) => format!("cuda:{i}"),
+        other => format!("{other:?}").to_lowercase(),
+    }
+}
+
 /// Process-wide settings, applied by [`Detector::load`]; call it yourself before any other
 /// libtorch use if the program touches tensors or CUDA before loading the detector, because
 /// libtorch reads both environment variables below once, on first use. Variables the user set
@@ -131,32 +163,66 @@ pub struct Detector {
 /// - CUDA: float32 must mean float32 (§2: no TF32 existed when the model ran). tch exposes no
 ///   switch for PyTorch's `allow_tf32` flags, so this sets `NVIDIA_TF32_OVERRIDE=0`, which cuBLAS
 ///   and cuDNN honour, and turns cuDNN's benchmark mode (algorithms chosen by timing, so
-///   possibly different from run to run) off.
+///   possibly different from run to run) off. It also loads the CUDA backend
+///   ([`load_cuda_backend`]) and checks that the device exists.
 /// - CPU: `THP_MEM_ALLOC_ENABLE=1` makes libtorch back large tensors with transparent huge
 ///   pages: res5 allocates tens of MB per layer and chunk, and with 4 KiB pages the page faults
 ///   cost ≈ 10 % of the CPU time (`examples/bench_extract.rs`). Intra-op threads = available
 ///   cores.
-pub fn configure_runtime(device: Device) {
+pub fn configure_runtime(device: Device) -> Result<(), LoadError> {
     let set_default = |key: &str, value: &str| {
         if std::env::var_os(key).is_none() {
             std::env::set_var(key, value);
         }
     };
     set_default("THP_MEM_ALLOC_ENABLE", "1");
-    if device.is_cuda() {
+    if let Device::Cuda(index) = device {
         set_default("NVIDIA_TF32_OVERRIDE", "0");
+        load_cuda_backend().map_err(LoadError::CudaBackend)?;
+        let count = tch::Cuda::device_count();
+        if index as i64 >= count {
+            return Err(LoadError::NoSuchDevice { index, count });
+        }
         tch::Cuda::cudnn_set_benchmark(false);
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     tch::set_num_threads(cores as i32);
+    Ok(())
+}
+
+/// Loads libtorch's CUDA backend (`libtorch_cuda.so`, found through `LD_LIBRARY_PATH`).
+/// Nothing in a Rust binary references its symbols, so the linker's `--as-needed` drops it from
+/// the executable, and without it libtorch sees no CUDA device at all. Loading it registers the
+/// backend (its static initialisers); the library stays loaded for the life of the process.
+pub fn load_cuda_backend() -> Result<(), String> {
+    use std::ffi::{c_char, c_int, c_void, CStr};
+    extern "C" {
+        fn dlopen(filename: *const c_char, flags: c_int) -> *mut c_void;
+        fn dlerror() -> *const c_char;
+    }
+    const RTLD_NOW: c_int = 2;
+    const RTLD_GLOBAL: c_int = 0x100;
+    // SAFETY: dlopen gets a NUL-terminated name; dlerror's message is read right after the
+    // failing call on the same thread, before any other dl* call.
+    unsafe {
+        if dlopen(c"libtorch_cuda.so".as_ptr(), RTLD_NOW | RTLD_GLOBAL).is_null() {
+            let message = dlerror();
+            return Err(if message.is_null() {
+                "dlopen failed".to_string()
+            } else {
+                CStr::from_ptr(message).to_string_lossy().into_owned()
+            });
+        }
+    }
+    Ok(())
 }
 
 impl Detector {
     /// Loads a safetensors file in the HF FRCNN layout (as `butd convert` writes it with
     /// `mappings/caffe-to-hf-frcnn.toml`) onto `device`. Fails on a missing, misshapen or
-    /// unexpected tensor, naming the file and the key.
-    pub fn load(weights: &Path, device: Device) -> Result<Detector, WeightsError> {
-        configure_runtime(device);
+    /// unexpected tensor, naming the file and the key, or on an unusable CUDA device.
+    pub fn load(weights: &Path, device: Device) -> Result<Detector, LoadError> {
+        configure_runtime(device)?;
         let _no_grad = tch::no_grad_guard();
         let file = Weights::open(weights)?;
         let root = file.root();
@@ -164,7 +230,13 @@ impl Detector {
         let rpn = Rpn::load(&root.sub("proposal_generator"), device)?;
         let heads = Heads::load(&root.sub("roi_heads"), device)?;
         file.check_all_used()?;
-        Ok(Detector { device, weights_path: weights.to_path_buf(), trunk, rpn, heads })
+        Ok(Detector {
+            device,
+            weights_path: weights.to_path_buf(),
+            trunk,
+            rpn,
+            heads,
+        })
     }
 
     pub fn device(&self) -> Device {
@@ -202,9 +274,15 @@ impl Detector {
         }
         let rois = proposals.rois;
 
-        let bins = rois.iter().map(|r| roi_bins(r, feat_h as i64, feat_w as i64)).collect();
+        let bins = rois
+            .iter()
+            .map(|r| roi_bins(r, feat_h as i64, feat_w as i64))
+            .collect();
         let pooler = RoiPooler::new(&res4b22, bins);
-        let chunk = opts.roi_chunk.unwrap_or_else(|| default_roi_chunk(self.device)).max(1);
+        let chunk = opts
+            .roi_chunk
+            .unwrap_or_else(|| default_roi_chunk(self.device))
+            .max(1);
         let pool5: Vec<Tensor> = (0..rois.len())
             .step_by(chunk)
             .map(|start| {
@@ -306,4 +384,26 @@ impl NetworkFlops {
 pub(crate) fn to_host_f32(t: &Tensor) -> Vec<f32> {
     let t = t.to_device(Device::Cpu).to_kind(Kind::Float).contiguous();
     Vec::try_from(t.flatten(0, -1)).expect("an f32 CPU tensor converts to Vec<f32>")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_names_round_trip() {
+        for (text, device) in [
+            ("cpu", Device::Cpu),
+            ("cuda:0", Device::Cuda(0)),
+            ("cuda:3", Device::Cuda(3)),
+        ] {
+            assert_eq!(parse_device(text), Ok(device));
+            assert_eq!(device_name(device), text);
+        }
+        assert_eq!(parse_device("cuda"), Ok(Device::Cuda(0)));
+        assert!(parse_device("tpu")
+            .unwrap_err()
+            .contains("expected cpu, cuda or cuda:N"));
+        assert!(parse_device("cuda:x").is_err());
+    }
 }

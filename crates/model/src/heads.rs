@@ -48,7 +48,12 @@ pub fn argmax_last(x: &Tensor) -> Tensor {
     let n = x.size()[1];
     let max = x.amax([1], true);
     let columns = Tensor::arange(n, (Kind::Int64, x.device())).unsqueeze(0);
-    columns.where_self(&x.eq_tensor(&max), &Tensor::from(-1i64).to_device(x.device())).amax([1], false)
+    columns
+        .where_self(
+            &x.eq_tensor(&max),
+            &Tensor::from(-1i64).to_device(x.device()),
+        )
+        .amax([1], false)
 }
 
 #[derive(Debug)]
@@ -58,7 +63,12 @@ struct Linear {
 }
 
 impl Linear {
-    fn load(path: &WeightPath, out: i64, input: i64, device: Device) -> Result<Linear, WeightsError> {
+    fn load(
+        path: &WeightPath,
+        out: i64,
+        input: i64,
+        device: Device,
+    ) -> Result<Linear, WeightsError> {
         Ok(Linear {
             weight: path.get("weight", &[out, input])?.to_device(device),
             bias: path.get("bias", &[out])?.to_device(device),
@@ -66,7 +76,10 @@ impl Linear {
     }
 
     fn rows_hf_to_caffe(self) -> Linear {
-        Linear { weight: hf_to_caffe_rows(&self.weight), bias: hf_to_caffe_rows(&self.bias) }
+        Linear {
+            weight: hf_to_caffe_rows(&self.weight),
+            bias: hf_to_caffe_rows(&self.bias),
+        }
     }
 
     fn forward(&self, x: &Tensor) -> Tensor {
@@ -97,16 +110,26 @@ impl Heads {
     /// Loads `roi_heads.res5.*` and `roi_heads.box_predictor.*`.
     pub fn load(roi_heads: &WeightPath, device: Device) -> Result<Heads, WeightsError> {
         // Channels-last: the ROI pooler's output already is (see `Layout::ChannelsLast`).
-        let placement = Placement { device, layout: Layout::ChannelsLast };
+        let placement = Placement {
+            device,
+            layout: Layout::ChannelsLast,
+        };
         let res5 = Stage::load(&roi_heads.sub("res5"), &RES5, placement)?;
         let p = roi_heads.sub("box_predictor");
         let cls_score = Linear::load(&p.sub("cls_score"), NUM_CLASSES, POOL5_CHANNELS, device)?;
-        p.sub("bbox_pred").check("weight", &[(NUM_CLASSES - 1) * 4, POOL5_CHANNELS])?;
+        p.sub("bbox_pred")
+            .check("weight", &[(NUM_CLASSES - 1) * 4, POOL5_CHANNELS])?;
         p.sub("bbox_pred").check("bias", &[(NUM_CLASSES - 1) * 4])?;
-        let embedding =
-            p.sub("cls_embedding").get("weight", &[NUM_CLASSES, EMBEDDING_DIM])?.to_device(device);
-        let fc_attr =
-            Linear::load(&p.sub("fc_attr"), ATTR_HIDDEN, POOL5_CHANNELS + EMBEDDING_DIM, device)?;
+        let embedding = p
+            .sub("cls_embedding")
+            .get("weight", &[NUM_CLASSES, EMBEDDING_DIM])?
+            .to_device(device);
+        let fc_attr = Linear::load(
+            &p.sub("fc_attr"),
+            ATTR_HIDDEN,
+            POOL5_CHANNELS + EMBEDDING_DIM,
+            device,
+        )?;
         let attr_score = Linear::load(&p.sub("attr_score"), NUM_ATTRIBUTES, ATTR_HIDDEN, device)?;
         Ok(Heads {
             res5,
@@ -119,7 +142,9 @@ impl Heads {
 
     /// `roipool5` (n, 1024, 14, 14) → res5 → global average `pool5_flat` (n, 2048) (§4.2–4.3).
     pub fn pool5(&self, roipool5: &Tensor) -> Tensor {
-        self.res5.forward(roipool5).mean_dim(Some([2i64, 3].as_slice()), false, Kind::Float)
+        self.res5
+            .forward(roipool5)
+            .mean_dim(Some([2i64, 3].as_slice()), false, Kind::Float)
     }
 
     /// The classifier and the attribute branch on `pool5_flat` (§5.1, §5.3).
@@ -154,8 +179,10 @@ mod tests {
 
     #[test]
     fn argmax_last_keeps_highest_index_of_ties() {
-        let x = Tensor::from_slice(&[1.0f32, 3.0, 3.0, 0.0, 5.0, 2.0, 5.0, 5.0, -1.0, -1.0, -2.0, -3.0])
-            .view([3, 4]);
+        let x = Tensor::from_slice(&[
+            1.0f32, 3.0, 3.0, 0.0, 5.0, 2.0, 5.0, 5.0, -1.0, -1.0, -2.0, -3.0,
+        ])
+        .view([3, 4]);
         let got: Vec<i64> = Vec::try_from(argmax_last(&x)).unwrap();
         assert_eq!(got, [2, 3, 1]);
     }

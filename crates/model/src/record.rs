@@ -19,6 +19,7 @@ use safetensors::tensor::{Dtype, View};
 use tch::{Kind, Tensor};
 
 use crate::detector::Detection;
+use crate::heads::POOL5_CHANNELS;
 
 /// The `format` metadata value.
 pub const RECORD_FORMAT: &str = "butd-record-v1";
@@ -26,7 +27,10 @@ pub const RECORD_FORMAT: &str = "butd-record-v1";
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     #[error("{path}: cannot write the record: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: cannot serialise the record: {message}")]
     Serialize { path: PathBuf, message: String },
 }
@@ -46,7 +50,13 @@ pub struct RecordInfo {
 /// metadata: `1.5625`, `0.9090909090909091`, `20.0`.
 pub fn python_float_repr(x: f64) -> String {
     if !x.is_finite() {
-        return if x.is_nan() { "nan".into() } else if x > 0.0 { "inf".into() } else { "-inf".into() };
+        return if x.is_nan() {
+            "nan".into()
+        } else if x > 0.0 {
+            "inf".into()
+        } else {
+            "-inf".into()
+        };
     }
     // Rust's `{:e}` gives the shortest round-trip digits, like Python's repr.
     let sci = format!("{x:e}");
@@ -123,18 +133,29 @@ fn tensor_bytes(t: &Tensor) -> Bytes {
     let numel = t.numel();
     let mut data = vec![0u8; numel * elt];
     t.copy_data_u8(&mut data, numel);
-    Bytes { dtype, shape: t.size().iter().map(|&d| d as usize).collect(), data }
+    Bytes {
+        dtype,
+        shape: t.size().iter().map(|&d| d as usize).collect(),
+        data,
+    }
 }
 
 /// The record's tensors, by golden name.
 fn record_tensors(det: &Detection) -> Vec<(&'static str, Bytes)> {
     let k = det.selection.keep.len();
     let flat_boxes: Vec<f32> = det.boxes.iter().flatten().copied().collect();
-    let rois: Vec<f32> = det.rois.iter().flat_map(|r| [0.0, r[0], r[1], r[2], r[3]]).collect();
+    let rois: Vec<f32> = det
+        .rois
+        .iter()
+        .flat_map(|r| [0.0, r[0], r[1], r[2], r[3]])
+        .collect();
     let keep: Vec<i64> = det.selection.keep.iter().map(|&i| i as i64).collect();
     let mut tensors = vec![
         ("boxes", f32s(&flat_boxes, &[k, 4])),
-        ("features", f32s(&det.features, &[k, det.features.len() / k.max(1)])),
+        (
+            "features",
+            f32s(&det.features, &[k, POOL5_CHANNELS as usize]),
+        ),
         ("keep", i64s(&keep)),
         ("max_conf", f64s(&det.selection.max_conf)),
         ("objects_id", i64s(&det.objects_id)),
@@ -165,7 +186,10 @@ fn record_tensors(det: &Detection) -> Vec<(&'static str, Bytes)> {
 /// Writes `det` to `path` (a temporary file in the same folder, renamed into place, so a
 /// reader never sees half a record).
 pub fn write_record(path: &Path, det: &Detection, info: &RecordInfo) -> Result<(), RecordError> {
-    let io_err = |source| RecordError::Io { path: path.to_path_buf(), source };
+    let io_err = |source| RecordError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
     let tensors = record_tensors(det);
     let mut names: Vec<&str> = tensors.iter().map(|(n, _)| *n).collect();
     names.sort_unstable();
@@ -194,14 +218,19 @@ pub fn write_record(path: &Path, det: &Detection, info: &RecordInfo) -> Result<(
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err)?;
     tmp.write_all(&bytes).map_err(io_err)?;
     // The temporary file is private (0600); a record is an ordinary output file.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o644)).map_err(io_err)?;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(io_err)?;
     }
     tmp.persist(path).map_err(|e| io_err(e.error))?;
     Ok(())

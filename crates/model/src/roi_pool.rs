@@ -33,7 +33,10 @@ pub fn bin_edges(roi_start: f32, roi_end: f32, feat_len: i64) -> [(i64, i64); PO
     std::array::from_fn(|p| {
         let start = (p as f32 * bin).floor() as i64;
         let end = ((p + 1) as f32 * bin).ceil() as i64;
-        ((start + first).clamp(0, feat_len), (end + first).clamp(0, feat_len))
+        (
+            (start + first).clamp(0, feat_len),
+            (end + first).clamp(0, feat_len),
+        )
     })
 }
 
@@ -45,7 +48,10 @@ pub struct RoiBins {
 }
 
 pub fn roi_bins(roi: &[f32; 4], feat_h: i64, feat_w: i64) -> RoiBins {
-    RoiBins { rows: bin_edges(roi[1], roi[3], feat_h), cols: bin_edges(roi[0], roi[2], feat_w) }
+    RoiBins {
+        rows: bin_edges(roi[1], roi[3], feat_h),
+        cols: bin_edges(roi[0], roi[2], feat_w),
+    }
 }
 
 /// `⌊log₂ n⌋` for n ≥ 1: the sparse-table level whose blocks fit a window of n cells.
@@ -89,7 +95,14 @@ impl RoiPooler {
         let zeros = Tensor::zeros([1, channels], (Kind::Float, features.device()));
         let flat: Vec<Tensor> = blocks.iter().map(|b| b.reshape([-1, channels])).collect();
         let table = Tensor::cat(&[Tensor::cat(&flat, 0), zeros], 0);
-        RoiPooler { table, levels, feat_h, feat_w, channels, bins }
+        RoiPooler {
+            table,
+            levels,
+            feat_h,
+            feat_w,
+            channels,
+            bins,
+        }
     }
 
     pub fn num_rois(&self) -> usize {
@@ -141,7 +154,9 @@ fn block_maxima(t: &Tensor, axis: i64, levels: i64) -> Vec<Tensor> {
         let valid = (len - 2 * half + 1).max(0);
         let next = prev.zeros_like();
         if valid > 0 {
-            let m = prev.narrow(axis, 0, valid).maximum(&prev.narrow(axis, half, valid));
+            let m = prev
+                .narrow(axis, 0, valid)
+                .maximum(&prev.narrow(axis, half, valid));
             next.narrow(axis, 0, valid).copy_(&m);
         }
         out.push(next);
@@ -168,9 +183,11 @@ mod tests {
             for ph in 0..14 {
                 for pw in 0..14 {
                     let hs = ((ph as f32 * bin_h).floor() as i64 + sh).clamp(0, h as i64) as usize;
-                    let he = (((ph + 1) as f32 * bin_h).ceil() as i64 + sh).clamp(0, h as i64) as usize;
+                    let he =
+                        (((ph + 1) as f32 * bin_h).ceil() as i64 + sh).clamp(0, h as i64) as usize;
                     let ws = ((pw as f32 * bin_w).floor() as i64 + sw).clamp(0, w as i64) as usize;
-                    let we = (((pw + 1) as f32 * bin_w).ceil() as i64 + sw).clamp(0, w as i64) as usize;
+                    let we =
+                        (((pw + 1) as f32 * bin_w).ceil() as i64 + sw).clamp(0, w as i64) as usize;
                     if he <= hs || we <= ws {
                         continue;
                     }
@@ -230,12 +247,21 @@ mod tests {
     #[test]
     fn sparse_table_pooling_is_bit_exact_against_direct_caffe_loop() {
         let mut rng = Rng(7);
-        for &(c, h, w, n) in &[(5usize, 4usize, 63usize, 40usize), (3, 38, 57, 60), (2, 63, 4, 40), (4, 9, 7, 30)] {
+        for &(c, h, w, n) in &[
+            (5usize, 4usize, 63usize, 40usize),
+            (3, 38, 57, 60),
+            (2, 63, 4, 40),
+            (4, 9, 7, 30),
+        ] {
             let feat: Vec<f32> = (0..c * h * w)
                 .map(|_| {
                     // ReLU outputs: many exact zeros and repeated values, as after res4b22.
                     let v = rng.uniform(-1.0, 2.0).max(0.0);
-                    if rng.next() >> 61 == 0 { 0.5 } else { v }
+                    if rng.next() >> 61 == 0 {
+                        0.5
+                    } else {
+                        v
+                    }
                 })
                 .collect();
             let (hh, ww) = ((h * 16) as f32, (w * 16) as f32);
@@ -254,17 +280,27 @@ mod tests {
                 })
                 .collect();
             let features = Tensor::from_slice(&feat).view([1, c as i64, h as i64, w as i64]);
-            let bins = rois.iter().map(|r| roi_bins(r, h as i64, w as i64)).collect();
+            let bins = rois
+                .iter()
+                .map(|r| roi_bins(r, h as i64, w as i64))
+                .collect();
             let pooler = RoiPooler::new(&features, bins);
             for (chunk_start, chunk_len) in [(0usize, n / 3), (n / 3, n - n / 3)] {
-                let pooled = pooler.pool(chunk_start..chunk_start + chunk_len).contiguous();
+                let pooled = pooler
+                    .pool(chunk_start..chunk_start + chunk_len)
+                    .contiguous();
                 assert_eq!(pooled.size(), [chunk_len as i64, c as i64, 14, 14]);
                 let got: Vec<f32> = Vec::try_from(pooled.flatten(0, -1)).unwrap();
-                for (i, roi) in rois[chunk_start..chunk_start + chunk_len].iter().enumerate() {
+                for (i, roi) in rois[chunk_start..chunk_start + chunk_len]
+                    .iter()
+                    .enumerate()
+                {
                     let expected = roi_pool_direct(&feat, c, h, w, roi);
                     let row = &got[i * c * 196..(i + 1) * c * 196];
                     assert!(
-                        row.iter().zip(&expected).all(|(a, b)| a.to_bits() == b.to_bits()),
+                        row.iter()
+                            .zip(&expected)
+                            .all(|(a, b)| a.to_bits() == b.to_bits()),
                         "roi {roi:?} on {c}×{h}×{w} differs"
                     );
                 }

@@ -23,7 +23,14 @@ const A: i64 = NUM_ANCHORS as i64;
 pub fn caffe_anchors_hf_convention() -> Vec<[f32; 4]> {
     generate_anchors(16.0, &[0.5, 1.0, 2.0], &[4.0, 8.0, 16.0, 32.0])
         .iter()
-        .map(|b| [b[0] as f32, b[1] as f32, (b[2] + 1.0) as f32, (b[3] + 1.0) as f32])
+        .map(|b| {
+            [
+                b[0] as f32,
+                b[1] as f32,
+                (b[2] + 1.0) as f32,
+                (b[3] + 1.0) as f32,
+            ]
+        })
         .collect()
 }
 
@@ -33,12 +40,17 @@ pub fn caffe_anchors_hf_convention() -> Vec<[f32; 4]> {
 pub fn anchor_order(cell_anchors: &[[f32; 4]]) -> Result<[usize; NUM_ANCHORS], String> {
     let caffe = caffe_anchors_hf_convention();
     if cell_anchors.len() != caffe.len() {
-        return Err(format!("{} anchors, expected {}", cell_anchors.len(), caffe.len()));
+        return Err(format!(
+            "{} anchors, expected {}",
+            cell_anchors.len(),
+            caffe.len()
+        ));
     }
     let mut order = [0; NUM_ANCHORS];
     for (a, anchor) in caffe.iter().enumerate() {
-        let found: Vec<usize> =
-            (0..cell_anchors.len()).filter(|&k| cell_anchors[k] == *anchor).collect();
+        let found: Vec<usize> = (0..cell_anchors.len())
+            .filter(|&k| cell_anchors[k] == *anchor)
+            .collect();
         match found[..] {
             [k] => order[a] = k,
             _ => {
@@ -88,13 +100,18 @@ impl Rpn {
     /// the output rows to Caffe's anchor order once, so the forward pass needs no gather.
     pub fn load(path: &WeightPath, device: Device) -> Result<Rpn, WeightsError> {
         // As the trunk whose output it reads (see `Layout::Nchw`).
-        let placement = Placement { device, layout: Layout::Nchw };
+        let placement = Placement {
+            device,
+            layout: Layout::Nchw,
+        };
         let anchors_path = path.sub("anchor_generator").sub("cell_anchors");
         let cell_anchors = anchors_path.get("0", &[A, 4])?;
         let values: Vec<f32> =
             Vec::try_from(cell_anchors.flatten(0, -1)).map_err(|e| path.torch_error(e))?;
-        let boxes: Vec<[f32; 4]> =
-            values.chunks_exact(4).map(|c| [c[0], c[1], c[2], c[3]]).collect();
+        let boxes: Vec<[f32; 4]> = values
+            .chunks_exact(4)
+            .map(|c| [c[0], c[1], c[2], c[3]])
+            .collect();
         let order = anchor_order(&boxes).map_err(|m| anchors_path.value_error("0", m))?;
 
         let head = path.sub("rpn_head");
@@ -105,13 +122,17 @@ impl Rpn {
             placement,
         )?;
         let objectness_rows: Vec<i64> = order.iter().map(|&k| k as i64).collect();
-        let delta_rows: Vec<i64> =
-            order.iter().flat_map(|&k| (0..4).map(move |j| 4 * k as i64 + j)).collect();
+        let delta_rows: Vec<i64> = order
+            .iter()
+            .flat_map(|&k| (0..4).map(move |j| 4 * k as i64 + j))
+            .collect();
         let permuted = |name: &str, rows: &[i64]| -> Result<Conv, WeightsError> {
             let p = head.sub(name);
             let n = rows.len() as i64;
             let index = Tensor::from_slice(rows);
-            let weight = p.get("weight", &[n, RPN_HIDDEN_CHANNELS, 1, 1])?.index_select(0, &index);
+            let weight = p
+                .get("weight", &[n, RPN_HIDDEN_CHANNELS, 1, 1])?
+                .index_select(0, &index);
             let bias = p.get("bias", &[n])?.index_select(0, &index);
             Ok(Conv::new(weight, bias, Geometry::POINTWISE, placement))
         };
@@ -146,9 +167,18 @@ mod tests {
     fn caffe_anchor_table_in_hf_convention() {
         // ports.md §C.3, Caffe order, x2/y2 + 1.
         let expected: [[f32; 4]; 12] = [
-            [-38., -16., 54., 32.], [-84., -40., 100., 56.], [-176., -88., 192., 104.], [-360., -184., 376., 200.],
-            [-24., -24., 40., 40.], [-56., -56., 72., 72.], [-120., -120., 136., 136.], [-248., -248., 264., 264.],
-            [-14., -36., 30., 52.], [-36., -80., 52., 96.], [-80., -168., 96., 184.], [-168., -344., 184., 360.],
+            [-38., -16., 54., 32.],
+            [-84., -40., 100., 56.],
+            [-176., -88., 192., 104.],
+            [-360., -184., 376., 200.],
+            [-24., -24., 40., 40.],
+            [-56., -56., 72., 72.],
+            [-120., -120., 136., 136.],
+            [-248., -248., 264., 264.],
+            [-14., -36., 30., 52.],
+            [-36., -80., 52., 96.],
+            [-80., -168., 96., 184.],
+            [-168., -344., 184., 360.],
         ];
         assert_eq!(caffe_anchors_hf_convention(), expected);
     }

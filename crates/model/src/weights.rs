@@ -24,21 +24,41 @@ pub const CAFFE_BN_EPS: f32 = 1e-5;
 #[derive(Debug, thiserror::Error)]
 pub enum WeightsError {
     #[error("{path}: cannot read: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: not a safetensors file: {message}")]
     Format { path: PathBuf, message: String },
     #[error("{path}: missing tensor `{key}` (is this a file written by `butd convert` with the Hugging Face FRCNN mapping?)")]
     Missing { path: PathBuf, key: String },
     #[error("{path}: tensor `{key}` is {found:?}, expected {expected}")]
-    Dtype { path: PathBuf, key: String, found: Dtype, expected: &'static str },
+    Dtype {
+        path: PathBuf,
+        key: String,
+        found: Dtype,
+        expected: &'static str,
+    },
     #[error("{path}: tensor `{key}` has shape {found:?}, expected {expected:?}")]
-    Shape { path: PathBuf, key: String, found: Vec<usize>, expected: Vec<i64> },
+    Shape {
+        path: PathBuf,
+        key: String,
+        found: Vec<usize>,
+        expected: Vec<i64>,
+    },
     #[error("{path}: {} tensor(s) the network does not use, e.g. {}", keys.len(), keys.iter().take(5).cloned().collect::<Vec<_>>().join(", "))]
     Unexpected { path: PathBuf, keys: Vec<String> },
     #[error("{path}: tensor `{key}`: {message}")]
-    Value { path: PathBuf, key: String, message: String },
+    Value {
+        path: PathBuf,
+        key: String,
+        message: String,
+    },
     #[error("{path}: torch: {source}")]
-    Torch { path: PathBuf, source: tch::TchError },
+    Torch {
+        path: PathBuf,
+        source: tch::TchError,
+    },
 }
 
 /// An open weights file. Tensors are created on demand (on the CPU, f32) and handed to the
@@ -55,11 +75,15 @@ impl Weights {
     /// Reads and parses a safetensors file (the whole file is read once; the bytes are dropped
     /// with the `Weights`).
     pub fn open(path: &Path) -> Result<Weights, WeightsError> {
-        let buffer = std::fs::read(path)
-            .map_err(|source| WeightsError::Io { path: path.to_path_buf(), source })?;
-        let (header_len, metadata) = SafeTensors::read_metadata(&buffer).map_err(|e| {
-            WeightsError::Format { path: path.to_path_buf(), message: e.to_string() }
+        let buffer = std::fs::read(path).map_err(|source| WeightsError::Io {
+            path: path.to_path_buf(),
+            source,
         })?;
+        let (header_len, metadata) =
+            SafeTensors::read_metadata(&buffer).map_err(|e| WeightsError::Format {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
         Ok(Weights {
             path: path.to_path_buf(),
             buffer,
@@ -75,26 +99,39 @@ impl Weights {
 
     /// The root of the key hierarchy.
     pub fn root(&self) -> WeightPath<'_> {
-        WeightPath { weights: self, prefix: String::new() }
+        WeightPath {
+            weights: self,
+            prefix: String::new(),
+        }
     }
 
     /// Fails if the file holds tensors that no layer asked for (HF's `strict=True`).
     pub fn check_all_used(&self) -> Result<(), WeightsError> {
         let used = self.used.borrow();
-        let mut unexpected: Vec<String> =
-            self.metadata.tensors().into_keys().filter(|k| !used.contains(k)).collect();
+        let mut unexpected: Vec<String> = self
+            .metadata
+            .tensors()
+            .into_keys()
+            .filter(|k| !used.contains(k))
+            .collect();
         if unexpected.is_empty() {
             return Ok(());
         }
         unexpected.sort();
-        Err(WeightsError::Unexpected { path: self.path.clone(), keys: unexpected })
+        Err(WeightsError::Unexpected {
+            path: self.path.clone(),
+            keys: unexpected,
+        })
     }
 
     fn tensor(&self, key: &str, kind: Kind, shape: &[i64]) -> Result<Tensor, WeightsError> {
         let info = self
             .metadata
             .info(key)
-            .ok_or_else(|| WeightsError::Missing { path: self.path.clone(), key: key.into() })?;
+            .ok_or_else(|| WeightsError::Missing {
+                path: self.path.clone(),
+                key: key.into(),
+            })?;
         let (expected_dtype, name) = match kind {
             Kind::Float => (Dtype::F32, "F32"),
             Kind::Int64 => (Dtype::I64, "I64"),
@@ -121,8 +158,10 @@ impl Weights {
         self.used.borrow_mut().insert(key.to_string());
         let (begin, end) = info.data_offsets;
         let bytes = &self.buffer[self.data_start + begin..self.data_start + end];
-        Tensor::f_from_data_size(bytes, shape, kind)
-            .map_err(|source| WeightsError::Torch { path: self.path.clone(), source })
+        Tensor::f_from_data_size(bytes, shape, kind).map_err(|source| WeightsError::Torch {
+            path: self.path.clone(),
+            source,
+        })
     }
 }
 
@@ -136,7 +175,10 @@ pub struct WeightPath<'a> {
 impl<'a> WeightPath<'a> {
     /// The child `name` (a string or an index).
     pub fn sub(&self, name: impl Display) -> WeightPath<'a> {
-        WeightPath { weights: self.weights, prefix: self.key(name) }
+        WeightPath {
+            weights: self.weights,
+            prefix: self.key(name),
+        }
     }
 
     /// The full key of the child `name`.
@@ -179,7 +221,10 @@ impl<'a> WeightPath<'a> {
     }
 
     pub(crate) fn torch_error(&self, source: tch::TchError) -> WeightsError {
-        WeightsError::Torch { path: self.weights.path.clone(), source }
+        WeightsError::Torch {
+            path: self.weights.path.clone(),
+            source,
+        }
     }
 }
 
@@ -194,7 +239,10 @@ impl<'a> WeightPath<'a> {
 /// half an ulp; the folded f64 form is the exact value of that formula, so the two differ by a
 /// few ulp (≈1e-7 relative) per layer, far below the 1e-5 target (§2.2: bit-exactness is out of
 /// reach anyway, the convolution's summation order differs).
-pub fn fold_batchnorm(weight: &Tensor, norm: &WeightPath) -> Result<(Tensor, Tensor), WeightsError> {
+pub fn fold_batchnorm(
+    weight: &Tensor,
+    norm: &WeightPath,
+) -> Result<(Tensor, Tensor), WeightsError> {
     let out = weight.size()[0];
     let gamma = norm.get("weight", &[out])?;
     let beta = norm.get("bias", &[out])?;
@@ -246,7 +294,9 @@ mod tests {
         let folded = x.conv2d(&fw, Some(&fb), [1, 1], [1, 1], [1, 1], 1);
         // Caffe's chain, in f32 operations (§2.2).
         let y = x.conv2d::<Tensor>(&w, None, [1, 1], [1, 1], [1, 1], 1);
-        let std = (var + f64::from(CAFFE_BN_EPS)).pow_tensor_scalar(0.5).view([1, 8, 1, 1]);
+        let std = (var + f64::from(CAFFE_BN_EPS))
+            .pow_tensor_scalar(0.5)
+            .view([1, 8, 1, 1]);
         let caffe = (y - mean.view([1, 8, 1, 1])) / std * gamma.view([1, 8, 1, 1])
             + beta.view([1, 8, 1, 1]);
         let rel = f64::try_from((&folded - &caffe).abs().max()).unwrap()
@@ -259,18 +309,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = write_file(
             dir.path(),
-            &[("a.b", Tensor::zeros([2, 3], (Kind::Float, tch::Device::Cpu))), ("extra", Tensor::zeros([1], (Kind::Float, tch::Device::Cpu)))],
+            &[
+                (
+                    "a.b",
+                    Tensor::zeros([2, 3], (Kind::Float, tch::Device::Cpu)),
+                ),
+                ("extra", Tensor::zeros([1], (Kind::Float, tch::Device::Cpu))),
+            ],
         );
         let weights = Weights::open(&path).unwrap();
         let root = weights.root();
         let e = root.sub("a").get("b", &[3, 2]).unwrap_err().to_string();
-        assert!(e.contains("w.safetensors") && e.contains("`a.b`") && e.contains("[2, 3]"), "{e}");
+        assert!(
+            e.contains("w.safetensors") && e.contains("`a.b`") && e.contains("[2, 3]"),
+            "{e}"
+        );
         let e = root.sub("a").get("c", &[1]).unwrap_err().to_string();
         assert!(e.contains("missing tensor `a.c`"), "{e}");
         root.sub("a").check("b", &[2, 3]).unwrap();
         let e = weights.check_all_used().unwrap_err().to_string();
         assert!(e.contains("extra"), "{e}");
-        let e = Weights::open(&dir.path().join("none.safetensors")).err().unwrap().to_string();
+        let e = Weights::open(&dir.path().join("none.safetensors"))
+            .err()
+            .unwrap()
+            .to_string();
         assert!(e.contains("none.safetensors"), "{e}");
     }
 }

@@ -8,7 +8,8 @@
 //! reordering to come from near-tied RPN scores (see `reorder_explained_by_ties`).
 //!
 //! Run with `-- --nocapture` for the per-image figures; `BUTD_GOLDEN_ONLY=<part of a name>`
-//! restricts the run to matching images while working on one.
+//! restricts the run to matching images while working on one; `BUTD_TEST_DEVICE=cuda` runs the
+//! network on a GPU (same tolerances; the default is the CPU).
 
 mod support;
 
@@ -16,7 +17,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
-use butd_model::detector::{DetectError, DetectOptions, Detection, Detector};
+use butd_model::detector::{parse_device, DetectError, DetectOptions, Detection, Detector};
 use butd_model::proposals::proposal_layer;
 use butd_model::roi_pool::roi_bins;
 use safetensors::tensor::{Dtype, SafeTensors};
@@ -30,7 +31,10 @@ fn detector() -> &'static Mutex<Detector> {
     static DETECTOR: OnceLock<Mutex<Detector>> = OnceLock::new();
     DETECTOR.get_or_init(|| {
         let weights = support::synthetic_hf_weights();
-        Mutex::new(Detector::load(&weights, Device::Cpu).expect("the converted weights load"))
+        let device = std::env::var("BUTD_TEST_DEVICE")
+            .map_or(Ok(Device::Cpu), |d| parse_device(&d))
+            .unwrap();
+        Mutex::new(Detector::load(&weights, device).expect("the converted weights load"))
     })
 }
 
@@ -48,9 +52,17 @@ impl Golden {
         let tensors = st
             .tensors()
             .into_iter()
-            .map(|(name, view)| (name, (view.shape().to_vec(), view.dtype(), view.data().to_vec())))
+            .map(|(name, view)| {
+                (
+                    name,
+                    (view.shape().to_vec(), view.dtype(), view.data().to_vec()),
+                )
+            })
             .collect();
-        Golden { tensors, meta: metadata.metadata().clone().unwrap_or_default() }
+        Golden {
+            tensors,
+            meta: metadata.metadata().clone().unwrap_or_default(),
+        }
     }
 
     fn has(&self, name: &str) -> bool {
@@ -64,19 +76,25 @@ impl Golden {
     fn f32(&self, name: &str) -> Vec<f32> {
         let (_, dtype, data) = &self.tensors[name];
         assert_eq!(*dtype, Dtype::F32, "{name}");
-        data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+        data.chunks_exact(4)
+            .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+            .collect()
     }
 
     fn f64(&self, name: &str) -> Vec<f64> {
         let (_, dtype, data) = &self.tensors[name];
         assert_eq!(*dtype, Dtype::F64, "{name}");
-        data.chunks_exact(8).map(|c| f64::from_le_bytes(c.try_into().unwrap())).collect()
+        data.chunks_exact(8)
+            .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
     }
 
     fn i64(&self, name: &str) -> Vec<i64> {
         let (_, dtype, data) = &self.tensors[name];
         assert_eq!(*dtype, Dtype::I64, "{name}");
-        data.chunks_exact(8).map(|c| i64::from_le_bytes(c.try_into().unwrap())).collect()
+        data.chunks_exact(8)
+            .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
+            .collect()
     }
 }
 
@@ -87,8 +105,15 @@ fn host(t: &Tensor) -> Vec<f32> {
 /// max|a − g| / max|g|.
 fn rel_err(ours: &[f32], golden: &[f32]) -> f64 {
     assert_eq!(ours.len(), golden.len());
-    let diff = ours.iter().zip(golden).map(|(a, g)| f64::from((a - g).abs())).fold(0.0, f64::max);
-    let scale = golden.iter().map(|g| f64::from(g.abs())).fold(0.0, f64::max);
+    let diff = ours
+        .iter()
+        .zip(golden)
+        .map(|(a, g)| f64::from((a - g).abs()))
+        .fold(0.0, f64::max);
+    let scale = golden
+        .iter()
+        .map(|g| f64::from(g.abs()))
+        .fold(0.0, f64::max);
     if scale == 0.0 {
         diff
     } else {
@@ -97,12 +122,17 @@ fn rel_err(ours: &[f32], golden: &[f32]) -> f64 {
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| f64::from((x - y).abs())).fold(0.0, f64::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| f64::from((x - y).abs()))
+        .fold(0.0, f64::max)
 }
 
 /// Rows `rows` of an `n`-column matrix.
 fn take_rows(m: &[f32], n: usize, rows: &[usize]) -> Vec<f32> {
-    rows.iter().flat_map(|&r| m[r * n..(r + 1) * n].iter().copied()).collect()
+    rows.iter()
+        .flat_map(|&r| m[r * n..(r + 1) * n].iter().copied())
+        .collect()
 }
 
 fn golden_roi(golden_rois: &[f32], j: usize) -> &[f32] {
@@ -113,10 +143,12 @@ fn golden_roi(golden_rois: &[f32], j: usize) -> &[f32] {
 /// index if it matches, else the first unclaimed match anywhere.
 fn match_rois(ours: &[[f32; 4]], golden_rois: &[f32]) -> Vec<Option<usize>> {
     let r = golden_rois.len() / 5;
-    let same = |i: usize, j: usize| max_abs_diff(&ours[i], golden_roi(golden_rois, j)) <= BOX_TOL_PX;
+    let same =
+        |i: usize, j: usize| max_abs_diff(&ours[i], golden_roi(golden_rois, j)) <= BOX_TOL_PX;
     let mut claimed = vec![false; r];
-    let mut matched: Vec<Option<usize>> =
-        (0..ours.len()).map(|i| (i < r && same(i, i)).then_some(i)).collect();
+    let mut matched: Vec<Option<usize>> = (0..ours.len())
+        .map(|i| (i < r && same(i, i)).then_some(i))
+        .collect();
     matched.iter().flatten().for_each(|&j| claimed[j] = true);
     for (i, m) in matched.iter_mut().enumerate() {
         if m.is_none() {
@@ -130,7 +162,12 @@ fn match_rois(ours: &[[f32; 4]], golden_rois: &[f32]) -> Vec<Option<usize>> {
 }
 
 /// The proposal layer on our rois' inputs.
-fn replay_proposals(fg: &[f32], deltas: &[f32], shape: &[usize], im_info: [f32; 3]) -> Vec<[f32; 4]> {
+fn replay_proposals(
+    fg: &[f32],
+    deltas: &[f32],
+    shape: &[usize],
+    im_info: [f32; 3],
+) -> Vec<[f32; 4]> {
     proposal_layer(fg, deltas, shape[2], shape[3], im_info, &Default::default()).rois
 }
 
@@ -155,10 +192,16 @@ fn reorder_explained_by_ties(
 
     let replay = replay_proposals(golden_fg, &golden_deltas, &shape, im_info);
     let replay_exact = replay.len() * 5 == golden_rois.len()
-        && replay.iter().enumerate().all(|(j, b)| b[..] == *golden_roi(&golden_rois, j));
+        && replay
+            .iter()
+            .enumerate()
+            .all(|(j, b)| b[..] == *golden_roi(&golden_rois, j));
     let hybrid = replay_proposals(ours_fg, &golden_deltas, &shape, im_info);
     let scores_reorder = hybrid.len() == ours.len()
-        && hybrid.iter().zip(ours).all(|(a, b)| max_abs_diff(a, b) <= BOX_TOL_PX);
+        && hybrid
+            .iter()
+            .zip(ours)
+            .all(|(a, b)| max_abs_diff(a, b) <= BOX_TOL_PX);
 
     let mut order: Vec<usize> = (0..golden_fg.len()).collect();
     order.sort_by(|&a, &b| golden_fg[b].total_cmp(&golden_fg[a]));
@@ -194,23 +237,34 @@ struct Check<'a> {
 impl Check<'_> {
     fn activation(&mut self, name: &str, ours: &[f32], golden: &[f32]) {
         let rel = rel_err(ours, golden);
-        self.report.push(format!("    {name:<22} max rel err {rel:.2e}"));
+        self.report
+            .push(format!("    {name:<22} max rel err {rel:.2e}"));
         if rel > ACTIVATION_TOL {
-            self.failures.push(format!("{}: {name} rel err {rel:.2e} > {ACTIVATION_TOL:e}", self.image));
+            self.failures.push(format!(
+                "{}: {name} rel err {rel:.2e} > {ACTIVATION_TOL:e}",
+                self.image
+            ));
         }
     }
 
     fn expect(&mut self, ok: bool, what: impl Into<String>) {
         if !ok {
-            self.failures.push(format!("{}: {}", self.image, what.into()));
+            self.failures
+                .push(format!("{}: {}", self.image, what.into()));
         }
     }
 }
 
 fn check_image(det: &Detection, golden: &Golden, check: &mut Check) {
-    let a = det.activations.as_ref().expect("activations were asked for");
+    let a = det
+        .activations
+        .as_ref()
+        .expect("activations were asked for");
     let g_info = golden.f32("im_info");
-    check.expect(det.im_info[..] == g_info[..], format!("im_info {:?} vs {g_info:?}", det.im_info));
+    check.expect(
+        det.im_info[..] == g_info[..],
+        format!("im_info {:?} vs {g_info:?}", det.im_info),
+    );
     check.expect(
         golden.meta.get("im_scale") == Some(&butd_model::record::python_float_repr(det.im_scale)),
         "im_scale metadata",
@@ -222,17 +276,36 @@ fn check_image(det: &Detection, golden: &Golden, check: &mut Check) {
         check.activation("res4b22", &host(&a.res4b22), &golden.f32("res4b22"));
     }
     let ours_prob = host(&a.rpn_cls_prob_reshape);
-    check.activation("rpn_cls_prob_reshape", &ours_prob, &golden.f32("rpn_cls_prob_reshape"));
-    check.activation("rpn_bbox_pred", &host(&a.rpn_bbox_pred), &golden.f32("rpn_bbox_pred"));
+    check.activation(
+        "rpn_cls_prob_reshape",
+        &ours_prob,
+        &golden.f32("rpn_cls_prob_reshape"),
+    );
+    check.activation(
+        "rpn_bbox_pred",
+        &host(&a.rpn_bbox_pred),
+        &golden.f32("rpn_bbox_pred"),
+    );
 
     let golden_rois = golden.f32("rois");
     let r = golden_rois.len() / 5;
-    check.expect(det.rois.len() == r, format!("{} rois, Caffe {r}", det.rois.len()));
+    check.expect(
+        det.rois.len() == r,
+        format!("{} rois, Caffe {r}", det.rois.len()),
+    );
     let matched = match_rois(&det.rois, &golden_rois);
-    let in_place = matched.iter().enumerate().filter(|&(i, m)| *m == Some(i)).count();
+    let in_place = matched
+        .iter()
+        .enumerate()
+        .filter(|&(i, m)| *m == Some(i))
+        .count();
     let unmatched = matched.iter().filter(|m| m.is_none()).count();
     let bitwise = det.rois.len() == r
-        && det.rois.iter().enumerate().all(|(i, b)| b[..] == *golden_roi(&golden_rois, i));
+        && det
+            .rois
+            .iter()
+            .enumerate()
+            .all(|(i, b)| b[..] == *golden_roi(&golden_rois, i));
     let roi_diff = (0..det.rois.len())
         .filter_map(|i| matched[i].map(|j| max_abs_diff(&det.rois[i], golden_roi(&golden_rois, j))))
         .fold(0.0, f64::max);
@@ -242,7 +315,10 @@ fn check_image(det: &Detection, golden: &Golden, check: &mut Check) {
         det.rois.len(),
         det.rois.len() - in_place - unmatched,
     ));
-    check.expect(unmatched == 0, format!("{unmatched} of our rois are not among Caffe's"));
+    check.expect(
+        unmatched == 0,
+        format!("{unmatched} of our rois are not among Caffe's"),
+    );
     if in_place < det.rois.len() {
         let plane = ours_prob.len() / 24;
         let explained = reorder_explained_by_ties(
@@ -252,11 +328,17 @@ fn check_image(det: &Detection, golden: &Golden, check: &mut Check) {
             det.im_info,
             &mut check.report,
         );
-        check.expect(explained, "rois are reordered and the reordering is not explained by near-tied RPN scores");
+        check.expect(
+            explained,
+            "rois are reordered and the reordering is not explained by near-tied RPN scores",
+        );
     }
     // Our row i ↔ Caffe's row matched[i], for every comparison below.
-    let (ours_rows, golden_rows): (Vec<usize>, Vec<usize>) =
-        matched.iter().enumerate().filter_map(|(i, m)| m.map(|j| (i, j))).unzip();
+    let (ours_rows, golden_rows): (Vec<usize>, Vec<usize>) = matched
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| m.map(|j| (i, j)))
+        .unzip();
 
     if golden.has("pool5_flat") {
         check.activation(
@@ -277,21 +359,34 @@ fn check_image(det: &Detection, golden: &Golden, check: &mut Check) {
     );
     let ours_pc = host(&a.predicted_cls);
     let golden_pc = golden.f32("predicted_cls");
-    let pc_same = ours_rows.iter().zip(&golden_rows).filter(|&(&i, &j)| ours_pc[i] == golden_pc[j]).count();
-    check.report.push(format!("    predicted_cls equal on {pc_same}/{} rows", ours_rows.len()));
+    let pc_same = ours_rows
+        .iter()
+        .zip(&golden_rows)
+        .filter(|&(&i, &j)| ours_pc[i] == golden_pc[j])
+        .count();
+    check.report.push(format!(
+        "    predicted_cls equal on {pc_same}/{} rows",
+        ours_rows.len()
+    ));
     check.expect(pc_same == ours_rows.len(), "predicted_cls differs");
 
     // Final record: `keep` names rois by index, so compare the Caffe rois they stand for.
     // Positions may differ only between rois that the RPN near-tie reordered (checked above).
     let keep: Vec<Option<usize>> = det.selection.keep.iter().map(|&k| matched[k]).collect();
     let golden_keep: Vec<usize> = golden.i64("keep").into_iter().map(|k| k as usize).collect();
-    let reordered: Vec<usize> =
-        matched.iter().enumerate().filter_map(|(i, m)| m.filter(|&j| j != i)).collect();
+    let reordered: Vec<usize> = matched
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| m.filter(|&j| j != i))
+        .collect();
     // Row p of our record ↔ row q of Caffe's.
     let pairs: Vec<(usize, usize)> = keep
         .iter()
         .enumerate()
-        .filter_map(|(p, k)| k.and_then(|j| golden_keep.iter().position(|&g| g == j)).map(|q| (p, q)))
+        .filter_map(|(p, k)| {
+            k.and_then(|j| golden_keep.iter().position(|&g| g == j))
+                .map(|q| (p, q))
+        })
         .collect();
     let same_set = pairs.len() == keep.len() && keep.len() == golden_keep.len();
     let in_order = pairs.iter().all(|&(p, q)| p == q);
@@ -304,7 +399,10 @@ fn check_image(det: &Detection, golden: &Golden, check: &mut Check) {
         keep.len(),
         det.selection.branch.as_str(),
     ));
-    check.expect(same_set, format!("keep (as Caffe roi indices) {keep:?} vs Caffe {golden_keep:?}"));
+    check.expect(
+        same_set,
+        format!("keep (as Caffe roi indices) {keep:?} vs Caffe {golden_keep:?}"),
+    );
     check.expect(
         in_order || moves_explained,
         format!("keep order {keep:?} vs Caffe {golden_keep:?} differs beyond the near-tied rois"),
@@ -350,20 +448,40 @@ fn check_image(det: &Detection, golden: &Golden, check: &mut Check) {
         &take_rows(&det.features, 2048, &ours_p),
         &take_rows(&golden.f32("features"), 2048, &golden_q),
     );
-    check.report.push(format!("    boxes max |Δ| {box_diff:.2e} px, features max rel err {feat_rel:.2e}"));
-    check.expect(box_diff <= BOX_TOL_PX, format!("boxes differ by {box_diff} px"));
-    check.expect(feat_rel <= FEATURE_TOL, format!("features rel err {feat_rel:.2e}"));
+    check.report.push(format!(
+        "    boxes max |Δ| {box_diff:.2e} px, features max rel err {feat_rel:.2e}"
+    ));
+    check.expect(
+        box_diff <= BOX_TOL_PX,
+        format!("boxes differ by {box_diff} px"),
+    );
+    check.expect(
+        feat_rel <= FEATURE_TOL,
+        format!("features rel err {feat_rel:.2e}"),
+    );
     let pick_i64 = |v: &[i64], rows: &[usize]| rows.iter().map(|&r| v[r]).collect::<Vec<_>>();
     let pick_f32 = |v: &[f32], rows: &[usize]| rows.iter().map(|&r| v[r]).collect::<Vec<_>>();
     let objects_same =
         pick_i64(&det.objects_id, &ours_p) == pick_i64(&golden.i64("objects_id"), &golden_q);
-    let attrs_same = pick_i64(&det.attrs_id, &ours_p) == pick_i64(&golden.i64("attrs_id"), &golden_q);
-    check.report.push(format!("    objects_id identical: {objects_same}, attrs_id identical: {attrs_same}"));
+    let attrs_same =
+        pick_i64(&det.attrs_id, &ours_p) == pick_i64(&golden.i64("attrs_id"), &golden_q);
+    check.report.push(format!(
+        "    objects_id identical: {objects_same}, attrs_id identical: {attrs_same}"
+    ));
     check.expect(objects_same, "objects_id differ");
     check.expect(attrs_same, "attrs_id differ");
-    let conf_rel = rel_err(&pick_f32(&det.objects_conf, &ours_p), &pick_f32(&golden.f32("objects_conf"), &golden_q))
-        .max(rel_err(&pick_f32(&det.attrs_conf, &ours_p), &pick_f32(&golden.f32("attrs_conf"), &golden_q)));
-    check.expect(conf_rel <= ACTIVATION_TOL, format!("objects/attrs conf rel err {conf_rel:.2e}"));
+    let conf_rel = rel_err(
+        &pick_f32(&det.objects_conf, &ours_p),
+        &pick_f32(&golden.f32("objects_conf"), &golden_q),
+    )
+    .max(rel_err(
+        &pick_f32(&det.attrs_conf, &ours_p),
+        &pick_f32(&golden.f32("attrs_conf"), &golden_q),
+    ));
+    check.expect(
+        conf_rel <= ACTIVATION_TOL,
+        format!("objects/attrs conf rel err {conf_rel:.2e}"),
+    );
 }
 
 #[test]
@@ -371,38 +489,70 @@ fn every_golden_image_matches_caffe() {
     let images: Vec<(String, u64)> = support::golden_images()
         .into_iter()
         .filter(|(name, _)| !name.starts_with("chelsea_micro"))
-        .filter(|(name, _)| std::env::var("BUTD_GOLDEN_ONLY").map_or(true, |only| name.contains(&only)))
+        .filter(|(name, _)| {
+            std::env::var("BUTD_GOLDEN_ONLY").map_or(true, |only| name.contains(&only))
+        })
         .collect();
-    let det = detector().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    let opts = DetectOptions { dump_activations: true, ..DetectOptions::default() };
+    let det = detector()
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    let opts = DetectOptions {
+        dump_activations: true,
+        ..DetectOptions::default()
+    };
     let mut all_failures = Vec::new();
     for (name, tier) in &images {
         let stem = name.rsplit_once('.').unwrap().0;
         let golden = Golden::load(&support::golden_dir().join(format!("{stem}.safetensors")));
-        let image = butd_preprocess::decode_file(&support::golden_dir().join("images").join(name)).unwrap();
+        let image =
+            butd_preprocess::decode_file(&support::golden_dir().join("images").join(name)).unwrap();
         let start = std::time::Instant::now();
-        let detection = det.detect(&image, &opts).unwrap_or_else(|e| panic!("{name}: {e}"));
-        let mut check = Check { image: name, report: Vec::new(), failures: Vec::new() };
+        let detection = det
+            .detect(&image, &opts)
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let mut check = Check {
+            image: name,
+            report: Vec::new(),
+            failures: Vec::new(),
+        };
         check_image(&detection, &golden, &mut check);
-        eprintln!("{name} (tier {tier}, {:.1} s):", start.elapsed().as_secs_f64());
+        eprintln!(
+            "{name} (tier {tier}, {:.1} s):",
+            start.elapsed().as_secs_f64()
+        );
         for line in &check.report {
             eprintln!("{line}");
         }
         all_failures.extend(check.failures);
     }
-    assert!(all_failures.is_empty(), "golden mismatches:\n{}", all_failures.join("\n"));
+    assert!(
+        all_failures.is_empty(),
+        "golden mismatches:\n{}",
+        all_failures.join("\n")
+    );
 }
 
 #[test]
 fn image_without_proposals_is_an_error_not_a_crash() {
-    let image = butd_preprocess::decode_file(&support::golden_dir().join("images/chelsea_micro.png")).unwrap();
+    let image =
+        butd_preprocess::decode_file(&support::golden_dir().join("images/chelsea_micro.png"))
+            .unwrap();
     let golden = Golden::load(&support::golden_dir().join("chelsea_micro.safetensors"));
-    assert_eq!(golden.shape("rois"), [0, 5], "Caffe's proposal layer returned no rois");
-    let det = detector().lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    assert_eq!(
+        golden.shape("rois"),
+        [0, 5],
+        "Caffe's proposal layer returned no rois"
+    );
+    let det = detector()
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     match det.detect(&image, &DetectOptions::default()) {
         Err(e @ DetectError::NoProposals { .. }) => {
             let message = e.to_string();
-            assert!(message.contains("no proposals") && message.contains("480"), "{message}");
+            assert!(
+                message.contains("no proposals") && message.contains("480"),
+                "{message}"
+            );
         }
         Err(e) => panic!("expected NoProposals, got {e}"),
         Ok(d) => panic!("expected NoProposals, got {} rois", d.rois.len()),

@@ -1,4 +1,4 @@
-//! `butd extract` end to end: records, failures, exit codes. Uses the synthetic weights
+//! `butd-extract` (run as `butd extract`) end to end: records, failures, exit codes. Uses the synthetic weights
 //! converted with the built-in mapping (shared with the model's golden tests) and the small
 //! golden images, so it runs in seconds.
 
@@ -60,8 +60,8 @@ impl Drop for OutDir {
     }
 }
 
-fn butd() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_butd"))
+fn butd_extract() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_butd-extract"))
 }
 
 #[test]
@@ -70,8 +70,8 @@ fn extract_writes_records_and_lists_failures() {
     let images = support::golden_dir().join("images");
     let out = OutDir::new("failures");
     let not_an_image = support::golden_dir().join("index.json");
-    let status = butd()
-        .args(["extract", "--weights"])
+    let status = butd_extract()
+        .args(["--weights"])
         .arg(&weights)
         .arg(images.join("chelsea_tiny.png"))
         .arg(images.join("chelsea_micro.png"))
@@ -139,7 +139,7 @@ fn extract_writes_records_and_lists_failures() {
 fn extract_fixed_boxes_with_activations() {
     let weights = support::synthetic_hf_weights();
     let out = OutDir::new("fixed");
-    let status = butd()
+    let status = butd_extract()
         .args([
             "extract",
             "--fixed",
@@ -187,8 +187,8 @@ fn extract_fixed_boxes_with_activations() {
 fn extract_usage_and_weights_errors_exit_2() {
     let out = OutDir::new("usage");
     let image = support::golden_dir().join("images/chelsea_tiny.png");
-    let missing = butd()
-        .args(["extract", "--weights", "/nonexistent/w.safetensors"])
+    let missing = butd_extract()
+        .args(["--weights", "/nonexistent/w.safetensors"])
         .arg(&image)
         .arg("--out")
         .arg(out.path())
@@ -196,8 +196,8 @@ fn extract_usage_and_weights_errors_exit_2() {
         .unwrap();
     assert_eq!(missing.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/w.safetensors"));
-    let bad_device = butd()
-        .args(["extract", "--device", "tpu", "--weights", "w"])
+    let bad_device = butd_extract()
+        .args(["--device", "tpu", "--weights", "w"])
         .arg(&image)
         .arg("--out")
         .arg(out.path())
