@@ -54,7 +54,13 @@ pub enum DetectError {
         "no proposals: all {num_anchors} RPN boxes are smaller than the minimum size \
          16·im_scale = {min_size} network pixels after clipping (Caffe crashes on such an image)"
     )]
-    NoProposals { num_anchors: usize, min_size: f32 },
+    NoProposals {
+        num_anchors: usize,
+        min_size: f32,
+        /// The image's sizes, so that a record can still say what was run
+        /// ([`crate::record::write_no_proposals_record`]).
+        input: InputShape,
+    },
     #[error("torch: {0}")]
     Torch(#[from] tch::TchError),
 }
@@ -62,6 +68,20 @@ pub enum DetectError {
 /// Below this the first convolution's output has a single row or column, where libtorch's and
 /// Caffe's ceil-mode pooling sizes part ([`crate::trunk::caffe_ceil_pool_size`]).
 pub const MIN_NET_SIDE: usize = 3;
+
+/// An image's sizes before and after preprocessing (§1.3): what every record states, with or
+/// without detections.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InputShape {
+    pub orig_h: usize,
+    pub orig_w: usize,
+    pub net_h: usize,
+    pub net_w: usize,
+    /// `im_scale` in f64 as `_get_image_blob` computes it (§1.3).
+    pub im_scale: f64,
+    /// `[H′, W′, f32(im_scale)]`.
+    pub im_info: [f32; 3],
+}
 
 /// The blobs that `--dump-activations` writes, under their golden names, on the CPU.
 pub struct Activations {
@@ -270,6 +290,14 @@ impl Detector {
             return Err(DetectError::NoProposals {
                 num_anchors: proposals.stats.num_anchors,
                 min_size: proposals.stats.min_size_threshold,
+                input: InputShape {
+                    orig_h: image.height,
+                    orig_w: image.width,
+                    net_h,
+                    net_w,
+                    im_scale: input.scale,
+                    im_info,
+                },
             });
         }
         let rois = proposals.rois;
@@ -377,6 +405,19 @@ pub struct NetworkFlops {
 impl NetworkFlops {
     pub fn total(&self) -> u64 {
         self.trunk + self.rpn + self.res5 + self.heads
+    }
+}
+
+impl Detection {
+    pub fn input_shape(&self) -> InputShape {
+        InputShape {
+            orig_h: self.orig_h,
+            orig_w: self.orig_w,
+            net_h: self.net_h,
+            net_w: self.net_w,
+            im_scale: self.im_scale,
+            im_info: self.im_info,
+        }
     }
 }
 
