@@ -368,7 +368,9 @@ mod tests {
         assert_eq!(w.next().unwrap().unwrap().number, 1);
 
         // Field 16 has a two-byte tag (0x85 0x01); a run stops at a different field.
-        let buf = [0x85, 0x01, 0, 0, 0, 0, 0x85, 0x01, 0, 0, 0, 0, 0x8d, 0x01, 0, 0, 0, 0];
+        let buf = [
+            0x85, 0x01, 0, 0, 0, 0, 0x85, 0x01, 0, 0, 0, 0, 0x8d, 0x01, 0, 0, 0, 0,
+        ];
         let mut w = Fields::new(&buf, 0, buf.len(), "Test");
         let first = w.next().unwrap().unwrap();
         assert_eq!(w.skip_repeats(&first, 4), 1);

@@ -7,7 +7,11 @@ use clap::{Parser, Subcommand};
 mod cmd;
 
 #[derive(Parser)]
-#[command(name = "butd", version, about = "Bottom-up-attention Faster R-CNN without Caffe")]
+#[command(
+    name = "butd",
+    version,
+    about = "Bottom-up-attention Faster R-CNN without Caffe"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -27,6 +31,8 @@ enum Command {
     Verify(cmd::verify::Args),
     /// Write records in the formats downstream models read (BUTD/LXMERT TSV, UNITER, HDF5)
     Export(cmd::export::Args),
+    /// Combine the output folders of `butd extract` shards into one
+    Merge(cmd::merge::Args),
 }
 
 fn main() -> ExitCode {
@@ -38,6 +44,7 @@ fn main() -> ExitCode {
         Command::Extract(a) => cmd::extract::run(a),
         Command::Verify(a) => cmd::verify::run(a),
         Command::Export(a) => cmd::export::run(a),
+        Command::Merge(a) => cmd::merge::run(a),
     };
     match result {
         Ok(code) => code,

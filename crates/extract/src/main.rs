@@ -2,32 +2,75 @@
 //! image. A binary of its own because it is the only part of butd that links libtorch, whose
 //! loading costs every process 0.3–0.4 s and 170 MB before `main` runs.
 //!
-//! Exit status: 0 when every image has a record, 1 when some image failed (undecodable, no
-//! proposals, …: each is reported on stderr and in `OUT/failures.tsv`, and the run goes on),
-//! 2 on usage or weights errors (nothing was extracted).
+//! Built for long runs (docs/extract.md): inputs from folders, lists or COCO JSON; `--shard
+//! i/n`; resume by rerunning the same command (a record is complete or absent; images with a
+//! record are skipped); `failures.tsv` written line by line while the run goes on.
+//!
+//! Exit status: 0 when every image of the run has features, 1 when some image failed
+//! (undecodable, no proposals, …: each is reported on stderr and in `OUT/failures.tsv`, and the
+//! run goes on), 2 on usage, input-list or weights errors (nothing was extracted).
 
-use std::collections::HashMap;
+mod inputs;
+mod output;
+
+use std::collections::HashSet;
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use butd_model::detector::{configure_runtime, device_name, parse_device, DetectOptions, Detector};
-use butd_model::record::{write_record, RecordInfo};
+use butd_model::detector::{
+    configure_runtime, device_name, parse_device, DetectError, DetectOptions, Detector,
+};
+use butd_model::record::{
+    record_state, write_no_proposals_record, write_record, RecordInfo, RecordState,
+};
 use butd_model::select::SelectConfig;
-use indicatif::{ProgressBar, ProgressStyle};
+use butd_model::tch::Device;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+use inputs::{IdPolicy, Input, Shard};
+use output::{read_failures, Failures, OutDir, FAILURES_FILE};
 
 #[derive(clap::Parser)]
-#[command(name = "butd extract", bin_name = "butd extract", version, about = "Run the reference BUTD network on images")]
+#[command(
+    name = "butd extract",
+    bin_name = "butd extract",
+    version,
+    about = "Run the reference BUTD network on images (see docs/extract.md)"
+)]
 struct Args {
     /// Converted weights (`butd convert … --map mappings/caffe-to-hf-frcnn.toml`)
     #[arg(long)]
     weights: PathBuf,
-    /// Images (JPEG or PNG)
-    #[arg(required = true)]
+    /// Images (JPEG or PNG, whatever their name) and folders (walked recursively for
+    /// *.jpg, *.jpeg, *.png)
+    #[arg(required_unless_present_any = ["list", "coco"])]
     images: Vec<PathBuf>,
-    /// Output folder: `<stem>.safetensors` per image, and `failures.tsv`
+    /// A file with one image path per line (relative paths under --image-root)
+    #[arg(long)]
+    list: Option<PathBuf>,
+    /// COCO-style JSON: the images of its "images" array (`file_name` under --image-root,
+    /// `id` as the image id)
+    #[arg(long)]
+    coco: Option<PathBuf>,
+    /// Folder that relative paths of --list and --coco start from (default: the current folder)
+    #[arg(long)]
+    image_root: Option<PathBuf>,
+    /// How an image's id, and so its record name `<id>.safetensors`, is chosen (default: coco
+    /// with --coco, else stem)
+    #[arg(long, value_enum)]
+    id_policy: Option<IdPolicy>,
+    /// Output folder: `<id>.safetensors` per image, and `failures.tsv`
     #[arg(long, short)]
     out: PathBuf,
+    /// Run only shard i of n (0 ≤ i < n): the images whose id hashes to i
+    #[arg(long, value_name = "i/n")]
+    shard: Option<Shard>,
+    /// Do not retry the images that `failures.tsv` lists from an earlier run
+    #[arg(long)]
+    skip_failed: bool,
     /// Also write the intermediate blobs under their golden names (data, res4b22, rpn_*,
     /// pool5_flat, cls_prob, predicted_cls, attr_prob, image_bgr)
     #[arg(long)]
@@ -35,6 +78,10 @@ struct Args {
     /// `cpu`, `cuda` or `cuda:N`
     #[arg(long, default_value = "cpu")]
     device: String,
+    /// CUDA only: allow TF32 convolutions (faster on Ampere and later, not bit-exact; records
+    /// say `precision = tf32`). Without it float32 is float32 (NVIDIA_TF32_OVERRIDE=0).
+    #[arg(long)]
+    fast: bool,
     /// generate_tsv's MIN_BOXES
     #[arg(long, default_value_t = 10)]
     min_boxes: usize,
@@ -50,11 +97,13 @@ struct Args {
     /// Rois per res5 batch (memory/speed only; default 32 on the CPU, 300 on CUDA)
     #[arg(long)]
     roi_chunk: Option<usize>,
-}
-
-/// One TSV field: tabs and line breaks would break the row.
-fn tsv_field(s: &str) -> String {
-    s.replace(['\t', '\n', '\r'], " ")
+    /// libtorch intra-op threads (default: all cores; give each of several processes on one
+    /// machine its share)
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Seconds between progress lines when stderr is not a terminal (a log file)
+    #[arg(long, default_value_t = 60)]
+    log_every: u64,
 }
 
 fn main() -> ExitCode {
@@ -67,10 +116,7 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let device = parse_device(&args.device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
-    // Before the first libtorch call: TF32 off, huge pages on, CUDA checked (see configure_runtime).
-    configure_runtime(device).with_context(|| format!("--device {}", args.device))?;
+fn select_config(args: &Args) -> anyhow::Result<SelectConfig> {
     let select = match args.fixed {
         Some(n) => SelectConfig {
             conf_thresh: args.conf_thresh,
@@ -90,82 +136,267 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             select.max_boxes
         );
     }
+    Ok(select)
+}
+
+/// `fp32`, or `tf32` with `--fast` on CUDA. Sets NVIDIA_TF32_OVERRIDE either way (before the
+/// first libtorch call), so that an inherited environment cannot change what records claim.
+fn set_precision(device: Device, fast: bool) -> anyhow::Result<&'static str> {
+    match (device, fast) {
+        (Device::Cpu, true) => {
+            bail!("--fast only changes CUDA runs (TF32); the CPU is always float32")
+        }
+        (Device::Cpu, false) => Ok("fp32"),
+        (_, fast) => {
+            // cuBLAS and cuDNN read it once; "0" forbids TF32, anything else leaves libtorch's
+            // defaults (TF32 convolutions allowed).
+            std::env::set_var("NVIDIA_TF32_OVERRIDE", if fast { "1" } else { "0" });
+            Ok(if fast { "tf32" } else { "fp32" })
+        }
+    }
+}
+
+/// The images this run works on, after the shard and what the output folder already has.
+struct Plan {
+    todo: Vec<Input>,
+    done: usize,
+    skipped_failed: usize,
+    damaged: Vec<(PathBuf, String)>,
+}
+
+fn plan(inputs: Vec<Input>, out: &OutDir, failed: &HashSet<&str>, skip_failed: bool) -> Plan {
+    let mut plan = Plan {
+        todo: Vec::new(),
+        done: 0,
+        skipped_failed: 0,
+        damaged: Vec::new(),
+    };
+    for input in inputs {
+        let path = out.record_path(&input.id);
+        match record_state(&path) {
+            RecordState::Complete { .. } => plan.done += 1,
+            state => {
+                if let RecordState::Damaged(why) = state {
+                    plan.damaged.push((path, why));
+                }
+                if skip_failed && failed.contains(input.id.as_str()) {
+                    plan.skipped_failed += 1;
+                } else {
+                    plan.todo.push(input);
+                }
+            }
+        }
+    }
+    plan
+}
+
+/// What happened to one image.
+enum Outcome {
+    Record,
+    /// A record without detections was written, and the image is a failure too.
+    NoProposals(String),
+}
+
+fn extract_one(
+    detector: &Detector,
+    opts: &DetectOptions,
+    input: &Input,
+    out: &OutDir,
+    info: &RecordInfo,
+) -> anyhow::Result<Outcome> {
+    let decoded = butd_preprocess::decode_file(&input.path)?;
+    let info = RecordInfo {
+        image_name: input
+            .path
+            .file_name()
+            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+        ..info.clone()
+    };
+    let path = out.record_path(&input.id);
+    match detector.detect(&decoded, opts) {
+        Ok(detection) => {
+            write_record(&path, &detection, &info)?;
+            Ok(Outcome::Record)
+        }
+        Err(e @ DetectError::NoProposals { input: shape, .. }) => {
+            let reason = e.to_string();
+            write_no_proposals_record(&path, &shape, &reason, &info)?;
+            Ok(Outcome::NoProposals(reason))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The progress bar on a terminal; elsewhere (a batch job's log) a line every `every`.
+struct Progress {
+    bar: ProgressBar,
+    log_every: Option<Duration>,
+    last_log: Instant,
+    start: Instant,
+}
+
+impl Progress {
+    fn new(len: u64, log_every: Duration) -> Progress {
+        let terminal = std::io::stderr().is_terminal();
+        let bar = ProgressBar::with_draw_target(
+            Some(len),
+            if terminal {
+                ProgressDrawTarget::stderr()
+            } else {
+                ProgressDrawTarget::hidden()
+            },
+        )
+        .with_style(
+            ProgressStyle::with_template(
+                "{bar:30} {pos}/{len} images [{elapsed_precise} < ETA {eta_precise}, {per_sec}] {msg}",
+            )
+            .expect("the template is valid"),
+        );
+        Progress {
+            bar,
+            log_every: (!terminal).then_some(log_every),
+            last_log: Instant::now(),
+            start: Instant::now(),
+        }
+    }
+
+    fn println(&self, line: &str) {
+        self.bar.suspend(|| eprintln!("{line}"));
+    }
+
+    fn inc(&mut self) {
+        self.bar.inc(1);
+        let Some(every) = self.log_every else { return };
+        let pos = self.bar.position();
+        let len = self.bar.length().unwrap_or(pos);
+        if self.last_log.elapsed() >= every || pos == len {
+            self.last_log = Instant::now();
+            let secs = self.start.elapsed().as_secs_f64();
+            let rate = pos as f64 / secs.max(1e-9);
+            let eta = (len - pos) as f64 / rate.max(1e-9);
+            eprintln!(
+                "{pos}/{len} images, {rate:.2} img/s, elapsed {}, ETA {}",
+                hms(secs),
+                hms(eta)
+            );
+        }
+    }
+}
+
+fn hms(secs: f64) -> String {
+    let s = secs.round() as u64;
+    format!("{}:{:02}:{:02}", s / 3600, s / 60 % 60, s % 60)
+}
+
+fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let device = parse_device(&args.device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
+    let precision = set_precision(device, args.fast)?;
+    let select = select_config(&args)?;
+    let mut inputs = inputs::collect(&inputs::Spec {
+        paths: &args.images,
+        list: args.list.as_deref(),
+        coco: args.coco.as_deref(),
+        image_root: args.image_root.as_deref(),
+        id_policy: args.id_policy,
+    })?;
+    let total = inputs.len();
+    if let Some(shard) = args.shard {
+        inputs.retain(|i| shard.owns(&i.id));
+    }
+
+    let out = OutDir::open(&args.out)?;
+    let removed = out.remove_temp_files()?;
+    if removed > 0 {
+        eprintln!("removed {removed} unfinished record file(s) of an interrupted run");
+    }
+    let failures_path = out.path().join(FAILURES_FILE);
+    let earlier = read_failures(&failures_path)?;
+    let failed: HashSet<&str> = earlier.iter().map(|f| f.id.as_str()).collect();
+    let ids: Vec<String> = inputs.iter().map(|i| i.id.clone()).collect();
+    let plan = plan(inputs, &out, &failed, args.skip_failed);
+    for (path, why) in &plan.damaged {
+        eprintln!(
+            "{}: damaged record ({why}); extracting it again",
+            path.display()
+        );
+    }
+    let retry: HashSet<&str> = plan.todo.iter().map(|i| i.id.as_str()).collect();
+    let mut failures = Failures::open(&out, &earlier, &retry)?;
+    eprintln!(
+        "{} images{}: {} with a record already, {} listed as failed and skipped, {} to extract",
+        ids.len(),
+        args.shard.map_or(String::new(), |s| format!(
+            " in shard {}/{} (of {total})",
+            s.index, s.count
+        )),
+        plan.done,
+        plan.skipped_failed,
+        plan.todo.len()
+    );
+    if plan.todo.is_empty() {
+        return Ok(exit_code(&failures_path, &ids));
+    }
+
+    // Before the first libtorch call: TF32 as chosen, huge pages on, CUDA checked.
+    configure_runtime(device).with_context(|| format!("--device {}", args.device))?;
     let opts = DetectOptions {
         select,
         dump_activations: args.dump_activations,
         roi_chunk: args.roi_chunk,
         ..DetectOptions::default()
     };
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create the output folder {}", args.out.display()))?;
     let detector = Detector::load(&args.weights, device)?;
-    let info = |image: &Path| RecordInfo {
-        image_name: image
-            .file_name()
-            .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+    if let Some(n) = args.threads {
+        // After the load, which sets the default (all cores).
+        butd_model::tch::set_num_threads(n.max(1) as i32);
+    }
+    let info = RecordInfo {
+        image_name: String::new(),
         device: device_name(device),
         weights_sha256: None,
+        extra: vec![("precision".into(), precision.into())],
     };
 
-    let bar = ProgressBar::new(args.images.len() as u64).with_style(
-        ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} images, {elapsed} elapsed, ETA {eta} {msg}",
-        )
-        .expect("the template is valid"),
-    );
-    let mut failures: Vec<(PathBuf, String)> = Vec::new();
-    let mut written: HashMap<PathBuf, PathBuf> = HashMap::new();
-    for image in &args.images {
-        bar.set_message(image.display().to_string());
-        let result = (|| -> anyhow::Result<()> {
-            let stem = image.file_stem().context("the path has no file name")?;
-            let out = args.out.join(Path::new(stem).with_extension("safetensors"));
-            if let Some(first) = written.get(&out) {
-                bail!(
-                    "its record {} would overwrite the one of {}",
-                    out.display(),
-                    first.display()
-                );
-            }
-            let decoded = butd_preprocess::decode_file(image)?;
-            let detection = detector.detect(&decoded, &opts)?;
-            write_record(&out, &detection, &info(image))?;
-            written.insert(out, image.clone());
-            Ok(())
-        })();
-        if let Err(e) = result {
-            bar.suspend(|| eprintln!("{}: {e:#}", image.display()));
-            failures.push((image.clone(), format!("{e:#}")));
+    let mut progress = Progress::new(plan.todo.len() as u64, Duration::from_secs(args.log_every));
+    let mut failed_now = 0usize;
+    for input in &plan.todo {
+        progress.bar.set_message(input.path.display().to_string());
+        let reason = match extract_one(&detector, &opts, input, &out, &info) {
+            Ok(Outcome::Record) => None,
+            Ok(Outcome::NoProposals(reason)) => Some(reason),
+            Err(e) => Some(format!("{e:#}")),
+        };
+        if let Some(reason) = reason {
+            progress.println(&format!("{}: {reason}", input.path.display()));
+            failures.add(&input.path, &input.id, &reason)?;
+            failed_now += 1;
         }
-        bar.inc(1);
+        progress.inc();
     }
-    bar.finish_and_clear();
-
-    let mut tsv = String::from("image\treason\n");
-    for (image, reason) in &failures {
-        tsv.push_str(&format!(
-            "{}\t{}\n",
-            tsv_field(&image.display().to_string()),
-            tsv_field(reason)
-        ));
-    }
-    let failures_path = args.out.join("failures.tsv");
-    std::fs::write(&failures_path, tsv)
-        .with_context(|| format!("cannot write {}", failures_path.display()))?;
+    progress.bar.finish_and_clear();
     eprintln!(
-        "{} of {} images extracted into {}{}",
-        args.images.len() - failures.len(),
-        args.images.len(),
-        args.out.display(),
-        if failures.is_empty() {
+        "{} of {} images extracted into {} in {}{}",
+        plan.todo.len() - failed_now,
+        plan.todo.len(),
+        out.path().display(),
+        hms(progress.start.elapsed().as_secs_f64()),
+        if failed_now == 0 {
             String::new()
         } else {
-            format!("; failures in {}", failures_path.display())
+            format!("; {failed_now} failure(s) in {}", failures.path().display())
         }
     );
-    Ok(if failures.is_empty() {
-        ExitCode::SUCCESS
-    } else {
+    Ok(exit_code(&failures_path, &ids))
+}
+
+/// 1 when `failures.tsv` lists an image of this run (this time or in an earlier, resumed run),
+/// else 0.
+fn exit_code(failures_path: &Path, ids: &[String]) -> ExitCode {
+    let listed = read_failures(failures_path).unwrap_or_default();
+    let ids: HashSet<&str> = ids.iter().map(String::as_str).collect();
+    if listed.iter().any(|f| ids.contains(f.id.as_str())) {
         ExitCode::from(1)
-    })
+    } else {
+        ExitCode::SUCCESS
+    }
 }

@@ -64,6 +64,20 @@ fn butd_extract() -> Command {
     Command::new(env!("CARGO_BIN_EXE_butd-extract"))
 }
 
+/// The lines of `failures.tsv` after its header, as (image, id, reason).
+fn failure_lines(out: &Path) -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(out.join("failures.tsv")).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("image\tid\treason"), "{text}");
+    lines
+        .map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            assert_eq!(f.len(), 3, "{l}");
+            (f[0].to_string(), f[1].to_string(), f[2].to_string())
+        })
+        .collect()
+}
+
 #[test]
 fn extract_writes_records_and_lists_failures() {
     let weights = support::synthetic_hf_weights();
@@ -82,31 +96,18 @@ fn extract_writes_records_and_lists_failures() {
         .unwrap();
     assert_eq!(status.code(), Some(1), "some images failed: exit status 1");
 
-    let failures = std::fs::read_to_string(out.path().join("failures.tsv")).unwrap();
-    let lines: Vec<&str> = failures.lines().collect();
-    assert_eq!(lines[0], "image\treason");
-    assert_eq!(lines.len(), 3, "{failures}");
-    assert!(
-        lines[1].contains("chelsea_micro.png\tno proposals"),
-        "{failures}"
-    );
-    assert!(lines[2].contains("index.json\t"), "{failures}");
+    let failures = failure_lines(out.path());
+    assert_eq!(failures.len(), 2, "{failures:?}");
+    assert!(failures[0].0.ends_with("chelsea_micro.png"), "{failures:?}");
+    assert_eq!(failures[0].1, "chelsea_micro");
+    assert!(failures[0].2.starts_with("no proposals"), "{failures:?}");
+    assert!(failures[1].0.ends_with("index.json"), "{failures:?}");
+    assert!(failures[1].2.contains("expected a JPEG"), "{failures:?}");
 
     let (tensors, meta) = read_header(&out.path().join("chelsea_tiny.safetensors"));
     let golden = support::golden_dir().join("chelsea_tiny.safetensors");
     let (golden_tensors, golden_meta) = read_header(&golden);
-    for name in [
-        "boxes",
-        "features",
-        "keep",
-        "max_conf",
-        "objects_id",
-        "objects_conf",
-        "attrs_id",
-        "attrs_conf",
-        "im_info",
-        "rois",
-    ] {
+    for name in FINAL_TENSORS {
         assert_eq!(
             tensors.get(name),
             golden_tensors.get(name),
@@ -118,8 +119,10 @@ fn extract_writes_records_and_lists_failures() {
         "activations only with --dump-activations"
     );
     assert_eq!(meta["format"], "butd-record-v1");
+    assert_eq!(meta["result"], "detections");
     assert_eq!(meta["image_name"], "chelsea_tiny.png");
     assert_eq!(meta["device"], "cpu");
+    assert_eq!(meta["precision"], "fp32");
     for key in [
         "orig_h",
         "orig_w",
@@ -132,7 +135,259 @@ fn extract_writes_records_and_lists_failures() {
     ] {
         assert_eq!(meta[key], golden_meta[key], "metadata {key}");
     }
-    assert!(!out.path().join("chelsea_micro.safetensors").exists());
+
+    // Caffe's crash case: a complete record without detections, as the golden one has 0 rois.
+    let (tensors, meta) = read_header(&out.path().join("chelsea_micro.safetensors"));
+    let (golden_tensors, golden_meta) =
+        read_header(&support::golden_dir().join("chelsea_micro.safetensors"));
+    assert_eq!(
+        tensors["rois"], golden_tensors["rois"],
+        "rois 0×5 as Caffe's"
+    );
+    assert_eq!(tensors["features"], ("F32".to_string(), vec![0, 2048]));
+    assert_eq!(tensors["boxes"], ("F32".to_string(), vec![0, 4]));
+    assert_eq!(tensors["keep"], ("I64".to_string(), vec![0]));
+    assert_eq!(tensors["max_conf"], ("F64".to_string(), vec![0]));
+    assert_eq!(meta["result"], "no_proposals");
+    assert!(meta["reason"].starts_with("no proposals"));
+    for key in ["orig_h", "orig_w", "im_scale"] {
+        assert_eq!(meta[key], golden_meta[key], "metadata {key}");
+    }
+    assert!(!out.path().join("index.safetensors").exists());
+}
+
+/// The final tensors every record has.
+const FINAL_TENSORS: [&str; 10] = [
+    "boxes",
+    "features",
+    "keep",
+    "max_conf",
+    "objects_id",
+    "objects_conf",
+    "attrs_id",
+    "attrs_conf",
+    "im_info",
+    "rois",
+];
+
+/// The files of `dir`, sorted.
+fn file_names(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Acceptance: kill -9 in the middle of a run, then the same command again: every image has
+/// exactly one complete record, none half-written, the records of the killed run are kept.
+#[test]
+fn kill_9_then_resume_gives_every_image_exactly_once() {
+    let weights = support::synthetic_hf_weights();
+    let work = OutDir::new("kill9");
+    let images = work.path().join("images");
+    let out = work.path().join("out");
+    std::fs::create_dir_all(&images).unwrap();
+    let ids = ["t0", "t1", "t2", "t3"];
+    for id in ids {
+        std::fs::copy(
+            support::golden_dir().join("images/chelsea_tiny.png"),
+            images.join(format!("{id}.png")),
+        )
+        .unwrap();
+    }
+    let command = || {
+        let mut c = butd_extract();
+        c.arg("--weights")
+            .arg(&weights)
+            .arg(&images)
+            .arg("--out")
+            .arg(&out)
+            .stderr(std::process::Stdio::piped());
+        c
+    };
+    let mut child = command().spawn().unwrap();
+    let first = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before it could be killed");
+        }
+        let records: Vec<String> = std::fs::read_dir(&out)
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".safetensors"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if let Some(name) = records.first() {
+            break out.join(name);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    let killed_records = file_names(&out)
+        .into_iter()
+        .filter(|n| n.ends_with(".safetensors"))
+        .count();
+    assert!(
+        killed_records < ids.len(),
+        "killed in the middle of the run"
+    );
+    use std::os::unix::fs::MetadataExt;
+    let first_inode = std::fs::metadata(&first).unwrap().ino();
+    // What a kill during a record's write leaves behind.
+    std::fs::write(out.join(".butd-record-Killed.tmp"), b"half a record").unwrap();
+
+    let resumed = command().output().unwrap();
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!("{killed_records} with a record already")),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("removed 1 unfinished record file"),
+        "{stderr}"
+    );
+    let mut expected: Vec<String> = ids.iter().map(|id| format!("{id}.safetensors")).collect();
+    expected.extend([".butd-extract.lock".to_string(), "failures.tsv".to_string()]);
+    expected.sort();
+    assert_eq!(
+        file_names(&out),
+        expected,
+        "one record per image, no temporary file"
+    );
+    assert_eq!(
+        std::fs::metadata(&first).unwrap().ino(),
+        first_inode,
+        "a record of the killed run is kept, not extracted again"
+    );
+    let golden = read_header(&support::golden_dir().join("chelsea_tiny.safetensors")).0;
+    for id in ids {
+        let path = out.join(format!("{id}.safetensors"));
+        assert_eq!(
+            butd_model::record::record_state(&path),
+            butd_model::record::RecordState::Complete {
+                result: "detections".into()
+            },
+            "{id}"
+        );
+        let tensors = read_header(&path).0;
+        for name in FINAL_TENSORS {
+            assert_eq!(tensors.get(name), golden.get(name), "{id}: {name}");
+        }
+    }
+    assert!(failure_lines(&out).is_empty());
+
+    // A third run has nothing to do and says so.
+    let again = command().output().unwrap();
+    assert_eq!(again.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&again.stderr)
+        .contains("4 with a record already, 0 listed as failed and skipped, 0 to extract"));
+}
+
+/// A PNG that says `width`×`height` in its header, with `pixels` (RGB) or no image data.
+fn png_file(path: &Path, width: u32, height: u32, pixels: Option<&[u8]>) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut encoder = png::Encoder::new(file, width, height);
+    encoder.set_color(png::ColorType::Rgb);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().unwrap();
+    if let Some(pixels) = pixels {
+        writer.write_image_data(pixels).unwrap();
+    }
+    // Without data, dropping the writer ends the file after the header (no IDAT at all).
+}
+
+/// Acceptance: each bad input yields a line in failures.tsv, valid but unusual images a record
+/// (or a failure line with its reason), and the run completes.
+#[test]
+fn bad_inputs_are_listed_and_the_run_completes() {
+    let weights = support::synthetic_hf_weights();
+    let work = OutDir::new("bad-inputs");
+    let dir = work.path().join("images");
+    let out = work.path().join("out");
+    std::fs::create_dir_all(&dir).unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../preprocess/tests/data");
+    // Invalid inputs: id → what the reason must say.
+    std::fs::write(dir.join("empty.jpg"), b"").unwrap();
+    let jpeg = std::fs::read(fixtures.join("jpeg_444.jpg")).unwrap();
+    std::fs::write(dir.join("truncated.jpg"), &jpeg[..jpeg.len() / 2]).unwrap();
+    std::fs::write(dir.join("text.jpg"), b"this is not an image\n").unwrap();
+    png_file(&dir.join("huge.png"), 20000, 20000, None);
+    let refused = [
+        ("empty", "0 bytes"),
+        ("truncated", "truncated"),
+        ("text", "expected a JPEG"),
+        ("huge", "more than the limit"),
+    ];
+    // Valid images in unusual encodings (decoded as cv2.imread decodes them).
+    for (name, fixture) in [
+        ("cmyk.jpg", "jpeg_cmyk.jpg"),
+        ("rgb16.png", "png_rgb16.png"),
+        ("palette.png", "png_palette_trns.png"),
+        ("gray_alpha.png", "png_gray_alpha.png"),
+        ("exif_rotated.jpg", "jpeg_exif6.jpg"),
+    ] {
+        std::fs::copy(fixtures.join(fixture), dir.join(name)).unwrap();
+    }
+    png_file(&dir.join("one_pixel.png"), 1, 1, Some(&[200, 120, 40]));
+
+    let started = std::time::Instant::now();
+    let output = butd_extract()
+        .arg("--weights")
+        .arg(&weights)
+        .arg(&dir)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "failures, but the run completed: {stderr}"
+    );
+    assert!(stderr.contains("10 images"), "{stderr}");
+    let failures = failure_lines(&out);
+    for (id, says) in refused {
+        let line = failures
+            .iter()
+            .find(|f| f.1 == id)
+            .unwrap_or_else(|| panic!("no failure line for {id}: {failures:?}"));
+        assert!(line.2.contains(says), "{id}: {line:?}");
+        assert!(!out.join(format!("{id}.safetensors")).exists(), "{id}");
+    }
+    // The 20000×20000 PNG is refused from its header: the run never held its 1.2 GB.
+    assert!(started.elapsed().as_secs() < 600);
+    for id in ["cmyk", "rgb16", "palette", "gray_alpha", "exif_rotated"] {
+        let meta = read_header(&out.join(format!("{id}.safetensors"))).1;
+        assert_eq!(meta["result"], "detections", "{id}");
+        assert!(failures.iter().all(|f| f.1 != id), "{id}: {failures:?}");
+    }
+    // The EXIF Orientation 6 (rotate 90°) is applied, as cv2.imread does: the stored image is
+    // wider than high, the record's image is higher than wide.
+    let meta = read_header(&out.join("exif_rotated.safetensors")).1;
+    let (h, w): (usize, usize) = (
+        meta["orig_h"].parse().unwrap(),
+        meta["orig_w"].parse().unwrap(),
+    );
+    assert!(h > w, "orientation applied: {h}×{w}");
+    // 1×1: upscaled to 600×600; a record either way, and a failure line when it has no
+    // proposals.
+    let meta = read_header(&out.join("one_pixel.safetensors")).1;
+    assert_eq!(
+        (meta["orig_h"].as_str(), meta["orig_w"].as_str()),
+        ("1", "1")
+    );
+    assert_eq!(
+        meta["result"] == "no_proposals",
+        failures
+            .iter()
+            .any(|f| f.1 == "one_pixel" && f.2.starts_with("no proposals")),
+        "{failures:?}"
+    );
 }
 
 #[test]
@@ -140,13 +395,7 @@ fn extract_fixed_boxes_with_activations() {
     let weights = support::synthetic_hf_weights();
     let out = OutDir::new("fixed");
     let status = butd_extract()
-        .args([
-            "extract",
-            "--fixed",
-            "36",
-            "--dump-activations",
-            "--weights",
-        ])
+        .args(["--fixed", "36", "--dump-activations", "--weights"])
         .arg(&weights)
         .arg(support::golden_dir().join("images/chelsea_tiny.png"))
         .arg("--out")
@@ -179,8 +428,7 @@ fn extract_fixed_boxes_with_activations() {
         ("F32".to_string(), vec![1, 1024, 38, 57])
     );
     assert_eq!(tensors["data"], ("F32".to_string(), vec![1, 3, 600, 900]));
-    let failures = std::fs::read_to_string(out.path().join("failures.tsv")).unwrap();
-    assert_eq!(failures, "image\treason\n");
+    assert!(failure_lines(out.path()).is_empty());
 }
 
 #[test]

@@ -28,8 +28,13 @@ const MSG_CONTINUATION: u8 = 0x10;
 /// Bob Jenkins' lookup3 `hashlittle` (byte-wise form), which HDF5 uses for every metadata
 /// checksum (`H5_checksum_lookup3` with `initval` 0).
 pub fn lookup3(data: &[u8], initval: u32) -> u32 {
-    fn rot(x: u32, k: u32) -> u32 {
-        x.rotate_left(k)
+    // lookup3.c's `mix` and `final` macros are sequences of these two steps on rotating roles.
+    fn mix_step(x: &mut u32, z: &mut u32, y: u32, k: u32) {
+        *x = x.wrapping_sub(*z) ^ z.rotate_left(k);
+        *z = z.wrapping_add(y);
+    }
+    fn final_step(x: &mut u32, y: u32, k: u32) {
+        *x = (*x ^ y).wrapping_sub(y.rotate_left(k));
     }
     let mut a = 0xdeadbeefu32
         .wrapping_add(data.len() as u32)
@@ -46,24 +51,11 @@ pub fn lookup3(data: &[u8], initval: u32) -> u32 {
         b = b.wrapping_add(word(k, 4));
         c = c.wrapping_add(word(k, 8));
         // mix(a, b, c)
-        a = a.wrapping_sub(c);
-        a ^= rot(c, 4);
-        c = c.wrapping_add(b);
-        b = b.wrapping_sub(a);
-        b ^= rot(a, 6);
-        a = a.wrapping_add(c);
-        c = c.wrapping_sub(b);
-        c ^= rot(b, 8);
-        b = b.wrapping_add(a);
-        a = a.wrapping_sub(c);
-        a ^= rot(c, 16);
-        c = c.wrapping_add(b);
-        b = b.wrapping_sub(a);
-        b ^= rot(a, 19);
-        a = a.wrapping_add(c);
-        c = c.wrapping_sub(b);
-        c ^= rot(b, 4);
-        b = b.wrapping_add(a);
+        for [ka, kb, kc] in [[4, 6, 8], [16, 19, 4]] {
+            mix_step(&mut a, &mut c, b, ka);
+            mix_step(&mut b, &mut a, c, kb);
+            mix_step(&mut c, &mut b, a, kc);
+        }
         k = &k[12..];
     }
     if k.is_empty() {
@@ -74,20 +66,12 @@ pub fn lookup3(data: &[u8], initval: u32) -> u32 {
     b = b.wrapping_add(word(k, 4));
     c = c.wrapping_add(word(k, 8));
     // final(a, b, c)
-    c ^= b;
-    c = c.wrapping_sub(rot(b, 14));
-    a ^= c;
-    a = a.wrapping_sub(rot(c, 11));
-    b ^= a;
-    b = b.wrapping_sub(rot(a, 25));
-    c ^= b;
-    c = c.wrapping_sub(rot(b, 16));
-    a ^= c;
-    a = a.wrapping_sub(rot(c, 4));
-    b ^= a;
-    b = b.wrapping_sub(rot(a, 14));
-    c ^= b;
-    c = c.wrapping_sub(rot(b, 24));
+    for [kc, ka, kb] in [[14, 11, 25], [16, 4, 14]] {
+        final_step(&mut c, b, kc);
+        final_step(&mut a, c, ka);
+        final_step(&mut b, a, kb);
+    }
+    final_step(&mut c, b, 24);
     c
 }
 
@@ -293,10 +277,7 @@ pub fn read_datasets<F: Read + Seek>(
         }
         let len_size = 1usize << (flags & 0x03);
         let len_bytes = body.get(i..i + len_size).ok_or_else(short)?;
-        let name_len = len_bytes
-            .iter()
-            .rev()
-            .fold(0usize, |s, &b| (s << 8) | b as usize);
+        let name_len = le_uint(len_bytes);
         i += len_size;
         let name = body.get(i..i + name_len).ok_or_else(short)?;
         let name = String::from_utf8_lossy(name).into_owned();
@@ -307,6 +288,11 @@ pub fn read_datasets<F: Read + Seek>(
         datasets.push(read_dataset(file, addr, name, path)?);
     }
     Ok(datasets)
+}
+
+/// A little-endian unsigned integer of `bytes.len()` bytes (HDF5's variable-size length fields).
+fn le_uint(bytes: &[u8]) -> usize {
+    bytes.iter().rev().fold(0, |s, &b| (s << 8) | b as usize)
 }
 
 /// The messages (type, body) of the version-2 object header at `addr`.
@@ -333,10 +319,7 @@ fn read_object_header<F: Read + Seek>(
     file.read_exact(&mut extra)
         .and_then(|_| file.read_exact(&mut size_bytes))
         .map_err(FormatError::io(path))?;
-    let chunk = size_bytes
-        .iter()
-        .rev()
-        .fold(0usize, |s, &b| (s << 8) | b as usize);
+    let chunk = le_uint(&size_bytes);
     let mut rest = vec![0u8; chunk + 4];
     file.read_exact(&mut rest).map_err(FormatError::io(path))?;
     let mut whole = prefix.to_vec();

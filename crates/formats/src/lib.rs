@@ -30,8 +30,8 @@ pub use npy::{npy_bytes, parse_npy, read_npz, write_npz, NdArray, NpyDtype};
 pub use record::int_suffix;
 pub use record::{IdPolicy, Record};
 pub use tsv::{
-    ButdTsvReader, ButdTsvWriter, LxmertTsvReader, LxmertTsvWriter, TsvFile, BUTD_FIELDS,
-    LXMERT_FIELDS,
+    ButdTsv, ButdTsvReader, ButdTsvWriter, LxmertTsv, LxmertTsvReader, LxmertTsvWriter, TsvFile,
+    TsvFormat, TsvReader, TsvWriter, BUTD_FIELDS, LXMERT_FIELDS,
 };
 pub use uniter::{
     compute_nbb, python_float_str, read_uniter_npz, uniter_db_name, write_uniter_npz, UniterEntry,

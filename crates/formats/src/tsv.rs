@@ -3,6 +3,7 @@
 //! needed), numbers in decimal, arrays as standard padded base64 of little-endian bytes.
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD;
@@ -121,7 +122,9 @@ impl TsvFile {
 }
 
 /// Shared by both writers: the target, a line buffer and a byte buffer reused across rows.
-struct TsvOut<W: Write> {
+/// `pub` only because the sealed [`TsvFormat`] names it; nothing outside this module can make
+/// or use one.
+pub struct TsvOut<W: Write> {
     out: W,
     path: PathBuf,
     line: String,
@@ -183,48 +186,75 @@ fn flat_boxes(r: &Record) -> Vec<f32> {
     r.boxes.iter().flatten().copied().collect()
 }
 
-/// Writes BUTD TSV rows: `image_id, image_w, image_h, num_boxes, boxes, features`.
-pub struct ButdTsvWriter<W: Write = TsvFile> {
-    out: TsvOut<W>,
+/// A TSV row layout: its field names, and how a record becomes one row and one row a record.
+/// Sealed: the two layouts are [`ButdTsv`] and [`LxmertTsv`].
+pub trait TsvFormat: sealed::Sealed {
+    /// The row's fields, in order.
+    const FIELDS: &'static [&'static str];
 }
 
-impl ButdTsvWriter {
-    /// Creates (or, with `append`, appends to) `path`; `finish()?.commit()` completes it.
-    pub fn create(path: &Path, append: bool) -> Result<Self, FormatError> {
-        Ok(ButdTsvWriter::new(TsvFile::create(path, append)?, path))
+mod sealed {
+    use super::{FormatError, Record, Row, TsvOut};
+    use std::io::Write;
+
+    pub trait Sealed {
+        /// Checks that `r` fits the layout, then writes it as one row.
+        fn write_row<W: Write>(out: &mut TsvOut<W>, r: &Record) -> Result<(), FormatError>;
+        /// Parses one row split into the layout's fields.
+        fn read_row(row: &Row<'_>) -> Result<Record, FormatError>;
     }
 }
 
-impl<W: Write> ButdTsvWriter<W> {
+/// Writes one record per row in the layout `F`; see [`ButdTsvWriter`], [`LxmertTsvWriter`].
+pub struct TsvWriter<F: TsvFormat, W: Write = TsvFile> {
+    out: TsvOut<W>,
+    format: PhantomData<F>,
+}
+
+/// Writes BUTD TSV rows: `image_id, image_w, image_h, num_boxes, boxes, features`.
+pub type ButdTsvWriter<W = TsvFile> = TsvWriter<ButdTsv, W>;
+/// Writes LXMERT obj36 TSV rows: `img_id, img_h, img_w, objects_id, objects_conf, attrs_id,
+/// attrs_conf, num_boxes, boxes, features` (ids int64, confidences float32).
+pub type LxmertTsvWriter<W = TsvFile> = TsvWriter<LxmertTsv, W>;
+
+impl<F: TsvFormat> TsvWriter<F> {
+    /// Creates (or, with `append`, appends to) `path`; `finish()?.commit()` completes it.
+    pub fn create(path: &Path, append: bool) -> Result<Self, FormatError> {
+        Ok(TsvWriter::new(TsvFile::create(path, append)?, path))
+    }
+}
+
+impl<F: TsvFormat, W: Write> TsvWriter<F, W> {
     /// `path` names the target in errors.
     pub fn new(out: W, path: impl Into<PathBuf>) -> Self {
-        ButdTsvWriter {
+        TsvWriter {
             out: TsvOut::new(out, path.into()),
+            format: PhantomData,
         }
     }
 
     pub fn write(&mut self, r: &Record) -> Result<(), FormatError> {
-        // The consumers call int(image_id) (COCO/VG numeric ids).
-        if r.image_id.parse::<i64>().is_err() {
-            return Err(self.out.unsupported(
-                r,
-                "BUTD TSV image_id must be an integer (its readers call int()); use the int-suffix id policy or an id map",
-            ));
-        }
-        let o = &mut self.out;
-        o.field(&r.image_id);
-        o.field(&r.image_w.to_string());
-        o.field(&r.image_h.to_string());
-        o.field(&r.num_boxes().to_string());
-        o.b64(&flat_boxes(r), f32::to_le_bytes);
-        o.b64(&r.features, f32::to_le_bytes);
-        o.end_row()
+        F::write_row(&mut self.out, r)
     }
 
     /// Flushes and returns the underlying writer.
     pub fn finish(self) -> Result<W, FormatError> {
         self.out.finish()
     }
+}
+
+/// The BUTD layout, [`BUTD_FIELDS`] (`generate_tsv.py`).
+pub enum ButdTsv {}
+
+impl TsvFormat for ButdTsv {
+    const FIELDS: &'static [&'static str] = &BUTD_FIELDS;
+}
+
+/// The LXMERT obj36 layout, [`LXMERT_FIELDS`].
+pub enum LxmertTsv {}
+
+impl TsvFormat for LxmertTsv {
+    const FIELDS: &'static [&'static str] = &LXMERT_FIELDS;
 }
 
 /// The LXMERT data loaders normalise boxes by the image size and assert the result lies in
@@ -236,75 +266,6 @@ fn lxmert_box_in_range(b: &[f32; 4], w: usize, h: usize) -> bool {
         .all(|&x| x < 1.0 + 1e-5 && -x < 1e-5)
 }
 
-/// Writes LXMERT obj36 TSV rows: `img_id, img_h, img_w, objects_id, objects_conf, attrs_id,
-/// attrs_conf, num_boxes, boxes, features` (ids int64, confidences float32).
-pub struct LxmertTsvWriter<W: Write = TsvFile> {
-    out: TsvOut<W>,
-}
-
-impl LxmertTsvWriter {
-    /// Creates (or, with `append`, appends to) `path`; `finish()?.commit()` completes it.
-    pub fn create(path: &Path, append: bool) -> Result<Self, FormatError> {
-        Ok(LxmertTsvWriter::new(TsvFile::create(path, append)?, path))
-    }
-}
-
-impl<W: Write> LxmertTsvWriter<W> {
-    /// `path` names the target in errors.
-    pub fn new(out: W, path: impl Into<PathBuf>) -> Self {
-        LxmertTsvWriter {
-            out: TsvOut::new(out, path.into()),
-        }
-    }
-
-    pub fn write(&mut self, r: &Record) -> Result<(), FormatError> {
-        if needs_csv_quoting(&r.image_id) {
-            return Err(self.out.unsupported(
-                r,
-                "img_id holds a tab, newline or quote, which csv would quote",
-            ));
-        }
-        let (Some(objects_id), Some(objects_conf), Some(attrs_id), Some(attrs_conf)) =
-            (&r.objects_id, &r.objects_conf, &r.attrs_id, &r.attrs_conf)
-        else {
-            return Err(self.out.unsupported(
-                r,
-                "LXMERT TSV needs objects_id, objects_conf, attrs_id and attrs_conf",
-            ));
-        };
-        if let Some(b) = r
-            .boxes
-            .iter()
-            .find(|b| !lxmert_box_in_range(b, r.image_w, r.image_h))
-        {
-            return Err(self.out.unsupported(
-                r,
-                format!(
-                    "box {b:?} leaves the {}×{} image; LXMERT's loaders assert boxes lie inside",
-                    r.image_w, r.image_h
-                ),
-            ));
-        }
-        let o = &mut self.out;
-        o.field(&r.image_id);
-        o.field(&r.image_h.to_string());
-        o.field(&r.image_w.to_string());
-        o.b64(objects_id, i64::to_le_bytes);
-        o.b64(objects_conf, f32::to_le_bytes);
-        o.b64(attrs_id, i64::to_le_bytes);
-        o.b64(attrs_conf, f32::to_le_bytes);
-        o.field(&r.num_boxes().to_string());
-        o.b64(&flat_boxes(r), f32::to_le_bytes);
-        o.b64(&r.features, f32::to_le_bytes);
-        o.end_row()
-    }
-
-    /// Flushes and returns the underlying writer.
-    pub fn finish(self) -> Result<W, FormatError> {
-        self.out.finish()
-    }
-}
-
 /// Line-by-line reading shared by both readers: `\r\n` or `\n` endings, blank lines skipped
 /// (as `csv.DictReader` does), fields split on tabs.
 struct TsvIn<R: BufRead> {
@@ -314,8 +275,8 @@ struct TsvIn<R: BufRead> {
     line: Vec<u8>,
 }
 
-/// One row's fields with what the errors need to name them.
-struct Row<'a> {
+/// One row's fields with what the errors need to name them (`pub` only as [`TsvOut`] is).
+pub struct Row<'a> {
     fields: Vec<&'a [u8]>,
     names: &'static [&'static str],
     path: &'a Path,
@@ -443,121 +404,157 @@ impl Row<'_> {
     }
 }
 
+/// Reads rows of the layout `F` back into records; see [`ButdTsvReader`], [`LxmertTsvReader`].
+pub struct TsvReader<F: TsvFormat, R: BufRead = BufReader<File>> {
+    input: TsvIn<R>,
+    format: PhantomData<F>,
+}
+
 /// Reads BUTD TSV rows back into records (`objects_*`, `attrs_*`, `conf`, `soft_labels` are
 /// `None`: the format does not hold them).
-pub struct ButdTsvReader<R: BufRead = BufReader<File>> {
-    input: TsvIn<R>,
-}
-
-impl ButdTsvReader {
-    pub fn open(path: &Path) -> Result<Self, FormatError> {
-        let file = File::open(path).map_err(FormatError::io(path))?;
-        Ok(ButdTsvReader::new(
-            BufReader::with_capacity(1 << 20, file),
-            path,
-        ))
-    }
-}
-
-impl<R: BufRead> ButdTsvReader<R> {
-    pub fn new(input: R, path: impl Into<PathBuf>) -> Self {
-        ButdTsvReader {
-            input: TsvIn::new(input, path.into()),
-        }
-    }
-}
-
-impl<R: BufRead> Iterator for ButdTsvReader<R> {
-    type Item = Result<Record, FormatError>;
-
-    fn next(&mut self) -> Option<Self::Item> {
-        let row = match self.input.next_row(&BUTD_FIELDS)? {
-            Ok(row) => row,
-            Err(e) => return Some(Err(e)),
-        };
-        let parse = || -> Result<Record, FormatError> {
-            let image_id = row.text(0)?;
-            if image_id.parse::<i64>().is_err() {
-                return Err(row.error(0, format!("{image_id:?} is not an integer")));
-            }
-            let (image_w, image_h, k) = (row.int(1)?, row.int(2)?, row.int(3)?);
-            let boxes = row.boxes(4, k)?;
-            let (features, feature_dim) = row.features(5, k)?;
-            Ok(Record {
-                image_id,
-                image_w,
-                image_h,
-                boxes,
-                features,
-                feature_dim,
-                objects_id: None,
-                objects_conf: None,
-                attrs_id: None,
-                attrs_conf: None,
-                conf: None,
-                soft_labels: None,
-            })
-        };
-        Some(parse())
-    }
-}
-
+pub type ButdTsvReader<R = BufReader<File>> = TsvReader<ButdTsv, R>;
 /// Reads LXMERT obj36 TSV rows back into records (`conf`, `soft_labels` are `None`).
-pub struct LxmertTsvReader<R: BufRead = BufReader<File>> {
-    input: TsvIn<R>,
-}
+pub type LxmertTsvReader<R = BufReader<File>> = TsvReader<LxmertTsv, R>;
 
-impl LxmertTsvReader {
+impl<F: TsvFormat> TsvReader<F> {
     pub fn open(path: &Path) -> Result<Self, FormatError> {
         let file = File::open(path).map_err(FormatError::io(path))?;
-        Ok(LxmertTsvReader::new(
+        Ok(TsvReader::new(
             BufReader::with_capacity(1 << 20, file),
             path,
         ))
     }
 }
 
-impl<R: BufRead> LxmertTsvReader<R> {
+impl<F: TsvFormat, R: BufRead> TsvReader<F, R> {
     pub fn new(input: R, path: impl Into<PathBuf>) -> Self {
-        LxmertTsvReader {
+        TsvReader {
             input: TsvIn::new(input, path.into()),
+            format: PhantomData,
         }
     }
 }
 
-impl<R: BufRead> Iterator for LxmertTsvReader<R> {
+impl<F: TsvFormat, R: BufRead> Iterator for TsvReader<F, R> {
     type Item = Result<Record, FormatError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let row = match self.input.next_row(&LXMERT_FIELDS)? {
-            Ok(row) => row,
-            Err(e) => return Some(Err(e)),
+        Some(
+            self.input
+                .next_row(F::FIELDS)?
+                .and_then(|row| F::read_row(&row)),
+        )
+    }
+}
+
+impl sealed::Sealed for ButdTsv {
+    fn write_row<W: Write>(o: &mut TsvOut<W>, r: &Record) -> Result<(), FormatError> {
+        // The consumers call int(image_id) (COCO/VG numeric ids).
+        if r.image_id.parse::<i64>().is_err() {
+            return Err(o.unsupported(
+                r,
+                "BUTD TSV image_id must be an integer (its readers call int()); use the int-suffix id policy or an id map",
+            ));
+        }
+        o.field(&r.image_id);
+        o.field(&r.image_w.to_string());
+        o.field(&r.image_h.to_string());
+        o.field(&r.num_boxes().to_string());
+        o.b64(&flat_boxes(r), f32::to_le_bytes);
+        o.b64(&r.features, f32::to_le_bytes);
+        o.end_row()
+    }
+
+    fn read_row(row: &Row<'_>) -> Result<Record, FormatError> {
+        let image_id = row.text(0)?;
+        if image_id.parse::<i64>().is_err() {
+            return Err(row.error(0, format!("{image_id:?} is not an integer")));
+        }
+        let (image_w, image_h, k) = (row.int(1)?, row.int(2)?, row.int(3)?);
+        let boxes = row.boxes(4, k)?;
+        let (features, feature_dim) = row.features(5, k)?;
+        Ok(Record {
+            image_id,
+            image_w,
+            image_h,
+            boxes,
+            features,
+            feature_dim,
+            objects_id: None,
+            objects_conf: None,
+            attrs_id: None,
+            attrs_conf: None,
+            conf: None,
+            soft_labels: None,
+        })
+    }
+}
+
+impl sealed::Sealed for LxmertTsv {
+    fn write_row<W: Write>(o: &mut TsvOut<W>, r: &Record) -> Result<(), FormatError> {
+        if needs_csv_quoting(&r.image_id) {
+            return Err(o.unsupported(
+                r,
+                "img_id holds a tab, newline or quote, which csv would quote",
+            ));
+        }
+        let (Some(objects_id), Some(objects_conf), Some(attrs_id), Some(attrs_conf)) =
+            (&r.objects_id, &r.objects_conf, &r.attrs_id, &r.attrs_conf)
+        else {
+            return Err(o.unsupported(
+                r,
+                "LXMERT TSV needs objects_id, objects_conf, attrs_id and attrs_conf",
+            ));
         };
-        let parse = || -> Result<Record, FormatError> {
-            let k = row.int(7)?;
-            let (image_id, image_h, image_w) = (row.text(0)?, row.int(1)?, row.int(2)?);
-            let objects_id = Some(row.b64(3, Some(k), i64::from_le_bytes)?);
-            let objects_conf = Some(row.b64(4, Some(k), f32::from_le_bytes)?);
-            let attrs_id = Some(row.b64(5, Some(k), i64::from_le_bytes)?);
-            let attrs_conf = Some(row.b64(6, Some(k), f32::from_le_bytes)?);
-            let boxes = row.boxes(8, k)?;
-            let (features, feature_dim) = row.features(9, k)?;
-            Ok(Record {
-                image_id,
-                image_h,
-                image_w,
-                objects_id,
-                objects_conf,
-                attrs_id,
-                attrs_conf,
-                boxes,
-                features,
-                feature_dim,
-                conf: None,
-                soft_labels: None,
-            })
-        };
-        Some(parse())
+        if let Some(b) = r
+            .boxes
+            .iter()
+            .find(|b| !lxmert_box_in_range(b, r.image_w, r.image_h))
+        {
+            return Err(o.unsupported(
+                r,
+                format!(
+                    "box {b:?} leaves the {}×{} image; LXMERT's loaders assert boxes lie inside",
+                    r.image_w, r.image_h
+                ),
+            ));
+        }
+        o.field(&r.image_id);
+        o.field(&r.image_h.to_string());
+        o.field(&r.image_w.to_string());
+        o.b64(objects_id, i64::to_le_bytes);
+        o.b64(objects_conf, f32::to_le_bytes);
+        o.b64(attrs_id, i64::to_le_bytes);
+        o.b64(attrs_conf, f32::to_le_bytes);
+        o.field(&r.num_boxes().to_string());
+        o.b64(&flat_boxes(r), f32::to_le_bytes);
+        o.b64(&r.features, f32::to_le_bytes);
+        o.end_row()
+    }
+
+    fn read_row(row: &Row<'_>) -> Result<Record, FormatError> {
+        let k = row.int(7)?;
+        let (image_id, image_h, image_w) = (row.text(0)?, row.int(1)?, row.int(2)?);
+        let objects_id = Some(row.b64(3, Some(k), i64::from_le_bytes)?);
+        let objects_conf = Some(row.b64(4, Some(k), f32::from_le_bytes)?);
+        let attrs_id = Some(row.b64(5, Some(k), i64::from_le_bytes)?);
+        let attrs_conf = Some(row.b64(6, Some(k), f32::from_le_bytes)?);
+        let boxes = row.boxes(8, k)?;
+        let (features, feature_dim) = row.features(9, k)?;
+        Ok(Record {
+            image_id,
+            image_h,
+            image_w,
+            objects_id,
+            objects_conf,
+            attrs_id,
+            attrs_conf,
+            boxes,
+            features,
+            feature_dim,
+            conf: None,
+            soft_labels: None,
+        })
     }
 }
 

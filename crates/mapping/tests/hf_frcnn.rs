@@ -290,23 +290,38 @@ fn objectness_sigmoid_equals_caffe_softmax() {
     );
 }
 
+/// Row `dst` of `hf` (`rows` rows of equal length) equals row `src_of(dst)` of `caffe`.
+fn assert_rows_from(
+    hf: &[f32],
+    caffe: &[f32],
+    rows: usize,
+    src_of: impl Fn(usize) -> usize,
+    what: &str,
+) {
+    let row = caffe.len() / rows;
+    for dst in 0..rows {
+        let src = src_of(dst);
+        assert_eq!(
+            hf[dst * row..][..row],
+            caffe[src * row..][..row],
+            "{what} row {dst} ← {src}"
+        );
+    }
+}
+
 #[test]
 fn rpn_deltas_rows_come_from_their_caffe_anchor() {
     let model = caffe();
     for (i, key) in [(0, "weight"), (1, "bias")] {
         let caffe = blob(&model, "rpn_bbox_pred", i);
         let (_, hf) = hf_f32(&format!("proposal_generator.rpn_head.anchor_deltas.{key}"));
-        let row = caffe.len() / 48;
-        for k in 0..12 {
-            for c in 0..4 {
-                let (dst, src) = (4 * k + c, 4 * caffe_anchor_of(k) + c);
-                assert_eq!(
-                    hf[dst * row..][..row],
-                    caffe[src * row..][..row],
-                    "{key} row {dst} ← {src}"
-                );
-            }
-        }
+        assert_rows_from(
+            &hf,
+            &caffe,
+            48,
+            |dst| 4 * caffe_anchor_of(dst / 4) + dst % 4,
+            key,
+        );
     }
 }
 
@@ -387,15 +402,8 @@ fn background_rows_move_to_the_end() {
             let caffe = blob(&model, layer, i);
             let (shape, hf) = hf_f32(&format!("roi_heads.box_predictor.{key}.{param}"));
             let rows = shape[0];
-            let row = caffe.len() / rows;
-            for r in 0..rows {
-                let src = if r + 1 == rows { 0 } else { r + 1 };
-                assert_eq!(
-                    hf[r * row..][..row],
-                    caffe[src * row..][..row],
-                    "{key}.{param} row {r} ← {src}"
-                );
-            }
+            let src_of = |r: usize| if r + 1 == rows { 0 } else { r + 1 };
+            assert_rows_from(&hf, &caffe, rows, src_of, &format!("{key}.{param}"));
         }
     }
 }

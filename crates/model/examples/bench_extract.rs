@@ -44,6 +44,29 @@ fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
+/// Device memory in use on the current CUDA device as the driver sees it (`total − free` of
+/// `cudaMemGetInfo`, looked up in the CUDA runtime that libtorch_cuda loaded), in MB. tch 0.24
+/// exposes none of PyTorch's allocator statistics (`max_memory_allocated`); libtorch's caching
+/// allocator keeps what it once reserved, so after the runs this is its peak reserve plus the
+/// CUDA context: an upper bound of the peak allocated memory.
+fn gpu_used_mb() -> Option<f64> {
+    use std::ffi::{c_char, c_int, c_void};
+    extern "C" {
+        fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
+    }
+    // SAFETY: RTLD_DEFAULT (null on glibc) searches the loaded libraries; the symbol, when
+    // found, is the CUDA runtime's `cudaError_t cudaMemGetInfo(size_t*, size_t*)`.
+    unsafe {
+        let f = dlsym(std::ptr::null_mut(), c"cudaMemGetInfo".as_ptr());
+        if f.is_null() {
+            return None;
+        }
+        let f: extern "C" fn(*mut usize, *mut usize) -> c_int = std::mem::transmute(f);
+        let (mut free, mut total) = (0usize, 0usize);
+        (f(&mut free, &mut total) == 0).then(|| (total - free) as f64 / 1e6)
+    }
+}
+
 /// Waits for the device's queued work (a no-op on the CPU).
 fn sync(device: Device) {
     if let Device::Cuda(i) = device {
@@ -172,7 +195,20 @@ fn main() -> anyhow::Result<()> {
         example.res5 as f64 / 1e9,
         example.heads as f64 / 1e9
     );
-    println!("{:.2} s/image over {runs} runs", total_s / runs as f64);
+    println!(
+        "{:.2} s/image, {:.2} img/s over {runs} runs",
+        total_s / runs as f64,
+        runs as f64 / total_s
+    );
+    if let Device::Cuda(_) = device {
+        match gpu_used_mb() {
+            Some(mb) => println!(
+                "GPU memory in use after the runs (driver view: peak allocator reserve + CUDA context) {:.2} GB",
+                mb / 1e3
+            ),
+            None => println!("GPU memory: cudaMemGetInfo not found in the loaded libraries"),
+        }
+    }
     println!(
         "GFLOP per wall second: network {net_wall:.1}, f32 matmul 4096³ {peak_wall:.1}: {:.0} % of peak (goal ≥ 70 %)",
         100.0 * net_wall / peak_wall

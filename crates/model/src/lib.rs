@@ -15,7 +15,7 @@
 //! butd_model::record::write_record(
 //!     "photo.safetensors".as_ref(),
 //!     &detection,
-//!     &butd_model::record::RecordInfo { image_name: "photo.jpg".into(), device: "cpu".into(), weights_sha256: None },
+//!     &butd_model::record::RecordInfo { image_name: "photo.jpg".into(), device: "cpu".into(), ..Default::default() },
 //! )?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -25,19 +25,19 @@
 //! [`heads`] (res5, classifier, attributes) → [`select`]; [`detector`] runs them for one
 //! image and [`record`] writes the result.
 
-pub mod numpy_sort;
-pub mod numpy_exp;
 pub mod nms;
+pub mod numpy_exp;
+pub mod numpy_sort;
 pub mod proposals;
 pub mod select;
 
-pub mod weights;
-pub mod trunk;
-pub mod rpn;
-pub mod roi_pool;
-pub mod heads;
 pub mod detector;
+pub mod heads;
 pub mod record;
+pub mod roi_pool;
+pub mod rpn;
+pub mod trunk;
+pub mod weights;
 
 /// The tch version the model is built on, so that callers (the CLI) name devices and tensors
 /// without a separate, possibly mismatched, dependency.

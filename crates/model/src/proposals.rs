@@ -94,6 +94,12 @@ pub fn generate_anchors(base_size: f64, ratios: &[f64], scales: &[f64]) -> Vec<[
     anchors
 }
 
+/// The proposal layer's 12 base anchors: [`generate_anchors`] with the BUTD prototxt's base
+/// 16, ratios 0.5/1/2 and scales 4/8/16/32 (§2.4), in Caffe's order.
+pub fn caffe_anchors() -> Vec<[f64; 4]> {
+    generate_anchors(ANCHOR_BASE_SIZE, &ANCHOR_RATIOS, &ANCHOR_SCALES)
+}
+
 /// `_whctrs`: width, height (+1 convention) and centre of a box.
 fn width_height_centre(b: &[f64; 4]) -> (f64, f64, f64, f64) {
     let w = b[2] - b[0] + 1.0;
@@ -195,7 +201,7 @@ pub fn proposal_layer(
     );
     let [input_h, input_w, scale] = im_info;
     let min_size_threshold = cfg.min_size * scale;
-    let base_anchors = generate_anchors(ANCHOR_BASE_SIZE, &ANCHOR_RATIOS, &ANCHOR_SCALES);
+    let base_anchors = caffe_anchors();
     let stride = cfg.feat_stride as f64;
 
     // Steps 1–4 in the flat order i = (y·w + x)·A + a, keeping the survivors in ascending i.
@@ -279,7 +285,7 @@ mod tests {
             [-14.0, -36.0, 29.0, 51.0], [-36.0, -80.0, 51.0, 95.0],
             [-80.0, -168.0, 95.0, 183.0], [-168.0, -344.0, 183.0, 359.0],
         ];
-        let anchors = generate_anchors(ANCHOR_BASE_SIZE, &ANCHOR_RATIOS, &ANCHOR_SCALES);
+        let anchors = caffe_anchors();
         assert_eq!(anchors, table.to_vec());
         assert_eq!(anchors.len(), NUM_ANCHORS);
     }

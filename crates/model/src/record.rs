@@ -7,9 +7,15 @@
 //! With activations: `image_bgr`, `data`, `res4b22`, `rpn_cls_prob_reshape`, `rpn_bbox_pred`,
 //! `pool5_flat`, `cls_prob`, `predicted_cls` (f32), `attr_prob`.
 //!
-//! Metadata (strings): `format`, `tensors`, `image_name`, `orig_h`, `orig_w`, `im_scale`
+//! Metadata (strings): `format`, `tensors`, `result` (`detections`, or `no_proposals` with a
+//! `reason`: [`write_no_proposals_record`]), `image_name`, `orig_h`, `orig_w`, `im_scale`
 //! (Python's `repr` of the f64, [`python_float_repr`]), `net_h`, `net_w`, `num_rois`,
-//! `num_boxes`, `selection`, `device`, and `weights_sha256` when known.
+//! `num_boxes`, `selection`, `device`, `weights_sha256` when known, and the caller's
+//! [`RecordInfo::extra`] entries.
+//!
+//! A record is complete or absent: it is written to a temporary file in the same folder, named
+//! `.butd-record-*.tmp` ([`is_temp_record_name`]), and renamed into place. [`record_state`]
+//! tells a complete record from a damaged one without reading its tensors.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -18,7 +24,7 @@ use std::path::{Path, PathBuf};
 use safetensors::tensor::{Dtype, View};
 use tch::{Kind, Tensor};
 
-use crate::detector::Detection;
+use crate::detector::{Detection, InputShape};
 use crate::heads::POOL5_CHANNELS;
 
 /// The `format` metadata value.
@@ -43,6 +49,22 @@ pub struct RecordInfo {
     /// `cpu`, `cuda:0`, …
     pub device: String,
     pub weights_sha256: Option<String>,
+    /// More metadata entries (e.g. `precision`).
+    pub extra: Vec<(String, String)>,
+}
+
+/// The `result` metadata of a record with detections.
+pub const RESULT_DETECTIONS: &str = "detections";
+/// The `result` metadata of a record whose image had no proposals (Caffe's crash case).
+pub const RESULT_NO_PROPOSALS: &str = "no_proposals";
+
+/// Temporary record files are `.butd-record-<random>.tmp`: hidden, and never a `*.safetensors`.
+const TEMP_PREFIX: &str = ".butd-record-";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// Whether `file_name` is a temporary record file (left behind only when its writer was killed).
+pub fn is_temp_record_name(file_name: &str) -> bool {
+    file_name.starts_with(TEMP_PREFIX) && file_name.ends_with(TEMP_SUFFIX)
 }
 
 /// Python's `repr(float)` (shortest round-trip digits; positional for 1e-4 ≤ |x| < 1e16 with a
@@ -183,35 +205,88 @@ fn record_tensors(det: &Detection) -> Vec<(&'static str, Bytes)> {
     tensors
 }
 
+/// The tensors of a record without proposals: every final tensor with 0 rows, `rois` 0×5.
+fn no_proposal_tensors(input: &InputShape) -> Vec<(&'static str, Bytes)> {
+    vec![
+        ("boxes", f32s(&[], &[0, 4])),
+        ("features", f32s(&[], &[0, POOL5_CHANNELS as usize])),
+        ("keep", i64s(&[])),
+        ("max_conf", f64s(&[])),
+        ("objects_id", i64s(&[])),
+        ("objects_conf", f32s(&[], &[0])),
+        ("attrs_id", i64s(&[])),
+        ("attrs_conf", f32s(&[], &[0])),
+        ("im_info", f32s(&input.im_info, &[3])),
+        ("rois", f32s(&[], &[0, 5])),
+    ]
+}
+
 /// Writes `det` to `path` (a temporary file in the same folder, renamed into place, so a
 /// reader never sees half a record).
 pub fn write_record(path: &Path, det: &Detection, info: &RecordInfo) -> Result<(), RecordError> {
+    let fields = [
+        ("result", RESULT_DETECTIONS.to_string()),
+        ("num_rois", det.rois.len().to_string()),
+        ("num_boxes", det.selection.keep.len().to_string()),
+        ("selection", det.selection.branch.as_str().to_string()),
+    ];
+    write_tensors(path, record_tensors(det), &det.input_shape(), &fields, info)
+}
+
+/// Writes the record of an image whose proposal layer returned nothing (Caffe dies on such an
+/// image, §3): a complete record with `rois` 0×5 and 0-row final tensors, `result =
+/// no_proposals` and `reason` in the metadata, so that a resumed run counts the image as done
+/// and `butd verify` passes it against the golden crash record.
+pub fn write_no_proposals_record(
+    path: &Path,
+    input: &InputShape,
+    reason: &str,
+    info: &RecordInfo,
+) -> Result<(), RecordError> {
+    let fields = [
+        ("result", RESULT_NO_PROPOSALS.to_string()),
+        ("reason", reason.to_string()),
+        ("num_rois", "0".to_string()),
+        ("num_boxes", "0".to_string()),
+        ("selection", "none".to_string()),
+    ];
+    write_tensors(path, no_proposal_tensors(input), input, &fields, info)
+}
+
+/// The common metadata, then the serialised file written atomically.
+fn write_tensors(
+    path: &Path,
+    tensors: Vec<(&'static str, Bytes)>,
+    input: &InputShape,
+    fields: &[(&str, String)],
+    info: &RecordInfo,
+) -> Result<(), RecordError> {
     let io_err = |source| RecordError::Io {
         path: path.to_path_buf(),
         source,
     };
-    let tensors = record_tensors(det);
     let mut names: Vec<&str> = tensors.iter().map(|(n, _)| *n).collect();
     names.sort_unstable();
     let mut meta: HashMap<String, String> = [
         ("format", RECORD_FORMAT.to_string()),
         ("tensors", names.join(",")),
         ("image_name", info.image_name.clone()),
-        ("orig_h", det.orig_h.to_string()),
-        ("orig_w", det.orig_w.to_string()),
-        ("im_scale", python_float_repr(det.im_scale)),
-        ("net_h", det.net_h.to_string()),
-        ("net_w", det.net_w.to_string()),
-        ("num_rois", det.rois.len().to_string()),
-        ("num_boxes", det.selection.keep.len().to_string()),
-        ("selection", det.selection.branch.as_str().to_string()),
+        ("orig_h", input.orig_h.to_string()),
+        ("orig_w", input.orig_w.to_string()),
+        ("im_scale", python_float_repr(input.im_scale)),
+        ("net_h", input.net_h.to_string()),
+        ("net_w", input.net_w.to_string()),
         ("device", info.device.clone()),
     ]
     .into_iter()
+    .chain(fields.iter().map(|(k, v)| (*k, v.clone())))
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     if let Some(sha) = &info.weights_sha256 {
         meta.insert("weights_sha256".into(), sha.clone());
+    }
+    for (k, v) in &info.extra {
+        meta.insert(k.clone(), v.clone());
     }
     let views: Vec<(&str, &Bytes)> = tensors.iter().map(|(n, b)| (*n, b)).collect();
     let bytes = safetensors::serialize(views, &Some(meta)).map_err(|e| RecordError::Serialize {
@@ -222,7 +297,11 @@ pub fn write_record(path: &Path, det: &Detection, info: &RecordInfo) -> Result<(
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(io_err)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .suffix(TEMP_SUFFIX)
+        .tempfile_in(dir)
+        .map_err(io_err)?;
     tmp.write_all(&bytes).map_err(io_err)?;
     // The temporary file is private (0600); a record is an ordinary output file.
     #[cfg(unix)]
@@ -232,13 +311,148 @@ pub fn write_record(path: &Path, det: &Detection, info: &RecordInfo) -> Result<(
             .set_permissions(std::fs::Permissions::from_mode(0o644))
             .map_err(io_err)?;
     }
+    // On disk before the rename, so that after a power cut the name never points at a file
+    // whose data was not written yet.
+    tmp.as_file().sync_all().map_err(io_err)?;
     tmp.persist(path).map_err(|e| io_err(e.error))?;
     Ok(())
+}
+
+/// What a record file on disk is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RecordState {
+    Absent,
+    /// A whole `butd-record-v1` file; `result` as its metadata says.
+    Complete {
+        result: String,
+    },
+    /// Something else: why.
+    Damaged(String),
+}
+
+/// Checks `path` without reading its tensors: the safetensors header parses, says
+/// `format = butd-record-v1`, and the file is exactly as long as the header's offsets say.
+pub fn record_state(path: &Path) -> RecordState {
+    use std::io::Read;
+    let mut file = match std::fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return RecordState::Absent,
+        Err(e) => return RecordState::Damaged(format!("cannot open: {e}")),
+    };
+    let damaged = |m: String| RecordState::Damaged(m);
+    let len = match file.metadata() {
+        Ok(m) => m.len(),
+        Err(e) => return damaged(format!("cannot stat: {e}")),
+    };
+    let mut n = [0u8; 8];
+    if file.read_exact(&mut n).is_err() {
+        return damaged(format!("{len} bytes, shorter than a safetensors header"));
+    }
+    let n = u64::from_le_bytes(n);
+    if n > len - 8 {
+        return damaged(format!("header of {n} bytes in a file of {len}"));
+    }
+    let mut header = vec![0u8; n as usize];
+    if let Err(e) = file.read_exact(&mut header) {
+        return damaged(format!("cannot read the header: {e}"));
+    }
+    let header: serde_json::Value = match serde_json::from_slice(&header) {
+        Ok(v) => v,
+        Err(e) => return damaged(format!("header is not JSON: {e}")),
+    };
+    let Some(entries) = header.as_object() else {
+        return damaged("header is not a JSON object".into());
+    };
+    let meta = entries.get("__metadata__");
+    let meta_str = |key: &str| meta.and_then(|m| m.get(key)).and_then(|v| v.as_str());
+    if meta_str("format") != Some(RECORD_FORMAT) {
+        return damaged(format!("metadata format is not {RECORD_FORMAT}"));
+    }
+    let data_end = entries
+        .iter()
+        .filter(|(k, _)| k.as_str() != "__metadata__")
+        .filter_map(|(_, v)| v.get("data_offsets")?.get(1)?.as_u64())
+        .max()
+        .unwrap_or(0);
+    if 8 + n + data_end != len {
+        return damaged(format!(
+            "{len} bytes, but its header describes {}",
+            8 + n + data_end
+        ));
+    }
+    RecordState::Complete {
+        result: meta_str("result").unwrap_or(RESULT_DETECTIONS).to_string(),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn shape() -> InputShape {
+        InputShape {
+            orig_h: 20,
+            orig_w: 30,
+            net_h: 600,
+            net_w: 900,
+            im_scale: 30.0,
+            im_info: [600.0, 900.0, 30.0],
+        }
+    }
+
+    #[test]
+    fn no_proposals_record_is_complete_with_zero_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("micro.safetensors");
+        let info = RecordInfo {
+            image_name: "micro.png".into(),
+            device: "cpu".into(),
+            ..RecordInfo::default()
+        };
+        write_no_proposals_record(&path, &shape(), "no proposals: test", &info).unwrap();
+        assert_eq!(
+            record_state(&path),
+            RecordState::Complete {
+                result: RESULT_NO_PROPOSALS.into()
+            }
+        );
+        let bytes = std::fs::read(&path).unwrap();
+        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+        assert_eq!(st.tensor("rois").unwrap().shape(), [0, 5]);
+        assert_eq!(st.tensor("features").unwrap().shape(), [0, 2048]);
+        assert_eq!(st.tensor("keep").unwrap().shape(), [0]);
+        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+        let meta = header.metadata().clone().unwrap();
+        assert_eq!(meta["reason"], "no proposals: test");
+        assert_eq!(meta["orig_w"], "30");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["micro.safetensors"], "no temporary file is left");
+    }
+
+    #[test]
+    fn damaged_records_are_told_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.safetensors");
+        assert_eq!(record_state(&path), RecordState::Absent);
+        write_no_proposals_record(&path, &shape(), "x", &RecordInfo::default()).unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        for cut in [0, 7, 20, bytes.len() - 1] {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            assert!(
+                matches!(record_state(&path), RecordState::Damaged(_)),
+                "cut at {cut}"
+            );
+        }
+        let mut longer = bytes.clone();
+        longer.push(0);
+        std::fs::write(&path, &longer).unwrap();
+        assert!(matches!(record_state(&path), RecordState::Damaged(_)));
+        assert!(is_temp_record_name(".butd-record-a1B2c3.tmp"));
+        assert!(!is_temp_record_name("r.safetensors"));
+    }
 
     #[test]
     fn python_repr_of_scales() {

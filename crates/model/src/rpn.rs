@@ -8,7 +8,7 @@
 
 use tch::{Device, Tensor};
 
-use crate::proposals::{generate_anchors, NUM_ANCHORS};
+use crate::proposals::{caffe_anchors, NUM_ANCHORS};
 use crate::trunk::{Conv, Geometry, Layout, Placement};
 use crate::weights::{WeightPath, WeightsError};
 
@@ -21,7 +21,7 @@ const A: i64 = NUM_ANCHORS as i64;
 /// as HF's `cell_anchors.0` stores them: x2 and y2 + 1, so that HF's `w = x2 − x1` decode gives
 /// Caffe's `x2 − x1 + 1` geometry (ports.md §C.3).
 pub fn caffe_anchors_hf_convention() -> Vec<[f32; 4]> {
-    generate_anchors(16.0, &[0.5, 1.0, 2.0], &[4.0, 8.0, 16.0, 32.0])
+    caffe_anchors()
         .iter()
         .map(|b| {
             [

@@ -6,7 +6,7 @@
 mod host_golden;
 
 use butd_model::proposals::{proposal_layer, ProposalConfig, Proposals, NUM_ANCHORS};
-use host_golden::{all_golden, Golden};
+use host_golden::{all_golden, assert_no_mismatch, Golden};
 
 fn run_golden(g: &Golden) -> Proposals {
     let (shape, prob) = g.f32("rpn_cls_prob_reshape");
@@ -102,17 +102,7 @@ fn check(g: &Golden) -> Vec<String> {
 #[test]
 fn rois_equal_golden_bit_for_bit_on_every_image() {
     let goldens = all_golden();
-    let mut failures = Vec::new();
-    for g in &goldens {
-        for e in check(g) {
-            failures.push(format!("{}: {e}", g.name));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "proposal layer differs from Caffe:\n{}",
-        failures.join("\n")
-    );
+    assert_no_mismatch(&goldens, "proposal layer differs from Caffe", check);
     // The stats keys the comparison relies on are really there (a renamed key must not pass
     // silently).
     let with_rois = goldens

@@ -7,7 +7,7 @@ mod host_golden;
 
 use butd_model::numpy_sort::tie_counts;
 use butd_model::select::{argmax_skip_first, select_boxes, unscale_boxes, SelectConfig};
-use host_golden::{all_golden, Golden};
+use host_golden::{all_golden, assert_no_mismatch, Golden};
 
 fn bits32(v: &[f32]) -> Vec<u32> {
     v.iter().map(|x| x.to_bits()).collect()
@@ -101,17 +101,7 @@ fn selection_equals_golden_bit_for_bit_on_every_image() {
         "expected at least 8 golden images with cls_prob, found {}",
         goldens.len()
     );
-    let mut failures = Vec::new();
-    for g in &goldens {
-        for e in check(g) {
-            failures.push(format!("{}: {e}", g.name));
-        }
-    }
-    assert!(
-        failures.is_empty(),
-        "selection differs from generate_tsv:\n{}",
-        failures.join("\n")
-    );
+    assert_no_mismatch(&goldens, "selection differs from generate_tsv", check);
     // Both branches of §6.3 are exercised by the golden set.
     let branches: std::collections::BTreeSet<&str> =
         goldens.iter().map(|g| g.meta("selection")).collect();

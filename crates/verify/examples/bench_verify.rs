@@ -9,7 +9,7 @@
 //! change), then times `compare_dirs_with` and the rendering of parity.json / parity.html.
 //! The candidate is the golden with every feature scaled by 1 ± 1e-7 and coordinates moved by
 //! < 1e-4 px, so the whole comparison runs and the gate passes.
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use butd_verify::{compare_dirs_with, Thresholds};
@@ -17,15 +17,12 @@ use butd_verify::{compare_dirs_with, Thresholds};
 #[path = "common/records.rs"]
 mod records;
 
-use records::{arg, records, FEATURE_DIM};
+use records::{arg, gate, met, records, stale, threads_and_dir, FEATURE_DIM};
 
 fn generate(dir: &Path, pairs: usize, boxes: usize) -> std::io::Result<()> {
-    let stamp = dir.join("params.txt");
-    let want = format!("pairs={pairs} boxes={boxes} v1\n");
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
-        println!("reusing records in {}", dir.display());
+    let Some(stamp) = stale(dir, format!("pairs={pairs} boxes={boxes} v1\n"))? else {
         return Ok(());
-    }
+    };
     let t = Instant::now();
     for side in ["golden", "candidate"] {
         let d = dir.join(side);
@@ -42,7 +39,7 @@ fn generate(dir: &Path, pairs: usize, boxes: usize) -> std::io::Result<()> {
         c.write(&dir.join("candidate").join(&name))
             .map_err(std::io::Error::other)?;
     }
-    std::fs::write(&stamp, want)?;
+    stamp.write()?;
     println!(
         "generated {pairs} pairs into {} in {:.1} s",
         dir.display(),
@@ -56,15 +53,7 @@ fn main() -> std::io::Result<()> {
     let pairs: usize = arg(&args, "--pairs", 1000);
     let boxes: usize = arg(&args, "--boxes", 100);
     let runs: usize = arg(&args, "--runs", 3).max(1);
-    let threads: usize = arg(
-        &args,
-        "--threads",
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-    );
-    let cache = std::env::var_os("BUTD_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let dir: PathBuf = arg(&args, "--dir", cache.join("bench_verify"));
+    let (threads, dir) = threads_and_dir(&args, "bench_verify");
     generate(&dir, pairs, boxes)?;
 
     let th = Thresholds::default();
@@ -99,16 +88,8 @@ fn main() -> std::io::Result<()> {
     );
     println!(
         "gate {}; target ≤ 10 s for 1000 pairs: {}",
-        if report.summary.gate_passed {
-            "passed"
-        } else {
-            "FAILED"
-        },
-        if best + render <= 10.0 * pairs as f64 / 1000.0 {
-            "met"
-        } else {
-            "NOT met"
-        }
+        gate(report.summary.gate_passed),
+        met(best + render <= 10.0 * pairs as f64 / 1000.0)
     );
     Ok(())
 }

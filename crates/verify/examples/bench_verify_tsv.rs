@@ -11,7 +11,7 @@
 //! does (stream the TSV, look each image up in the directory, compare, render parity.json and
 //! parity.html) and prints the wall time, images/s and the process's peak resident memory
 //! (VmHWM, reset after the generation).
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use butd_verify::{verify, Options, Record, SourceSpec, Thresholds};
@@ -19,29 +19,23 @@ use butd_verify::{verify, Options, Record, SourceSpec, Thresholds};
 #[path = "common/records.rs"]
 mod records;
 
-use records::{arg, records, FEATURE_DIM, IMAGE_H, IMAGE_W};
+use records::{arg, gate, met, records, stale, threads_and_dir, FEATURE_DIM, IMAGE_H, IMAGE_W};
 
 const TARGET_SECONDS: f64 = 60.0;
 const TARGET_RSS_MB: f64 = 500.0;
 
 /// The TSV's view of a synthetic record.
 fn tsv_record(id: String, r: &Record) -> butd_formats::Record {
-    let f32s = |name: &str| -> Vec<f32> {
+    fn column<T>(r: &Record, name: &str, cast: fn(f64) -> T) -> Vec<T> {
         r.get(name)
             .expect("synthetic records hold every final tensor")
             .values
             .iter()
-            .map(|&v| v as f32)
+            .map(|&v| cast(v))
             .collect()
-    };
-    let i64s = |name: &str| -> Vec<i64> {
-        r.get(name)
-            .expect("synthetic records hold every final tensor")
-            .values
-            .iter()
-            .map(|&v| v as i64)
-            .collect()
-    };
+    }
+    let f32s = |name: &str| column(r, name, |v| v as f32);
+    let i64s = |name: &str| column(r, name, |v| v as i64);
     butd_formats::Record {
         image_id: id,
         image_h: IMAGE_H,
@@ -62,19 +56,15 @@ fn tsv_record(id: String, r: &Record) -> butd_formats::Record {
 }
 
 fn generate(dir: &Path, images: usize, boxes: usize) -> std::io::Result<()> {
-    let stamp = dir.join("params.txt");
-    let want = format!("images={images} boxes={boxes} v1\n");
-    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(want.as_str()) {
-        println!("reusing {}", dir.display());
+    let Some(stamp) = stale(dir, format!("images={images} boxes={boxes} v1\n"))? else {
         return Ok(());
-    }
+    };
     let t = Instant::now();
     let candidate = dir.join("candidate");
     if candidate.exists() {
         std::fs::remove_dir_all(&candidate)?;
     }
     std::fs::create_dir_all(&candidate)?;
-    let _ = std::fs::remove_file(&stamp);
     let tsv = dir.join("golden.tsv");
     let mut w =
         butd_formats::LxmertTsvWriter::create(&tsv, false).map_err(std::io::Error::other)?;
@@ -89,7 +79,7 @@ fn generate(dir: &Path, images: usize, boxes: usize) -> std::io::Result<()> {
     w.finish()
         .and_then(|f| f.commit())
         .map_err(std::io::Error::other)?;
-    std::fs::write(&stamp, want)?;
+    stamp.write()?;
     println!(
         "generated {images} records into {} in {:.1} s",
         dir.display(),
@@ -116,16 +106,7 @@ fn main() -> std::io::Result<()> {
     let images: usize = arg(&args, "--images", 10_000);
     let boxes: usize = arg(&args, "--boxes", 36);
     let detail: usize = arg(&args, "--detail", 1000);
-    let threads: usize = arg(
-        &args,
-        "--threads",
-        std::thread::available_parallelism().map_or(1, |n| n.get()),
-    );
-    let cache = std::env::var_os("BUTD_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let dir: PathBuf = arg(&args, "--dir", cache.join("bench_verify_tsv"));
-    std::fs::create_dir_all(&dir)?;
+    let (threads, dir) = threads_and_dir(&args, "bench_verify_tsv");
     generate(&dir, images, boxes)?;
 
     let reset = reset_peak_rss();
@@ -163,7 +144,7 @@ fn main() -> std::io::Result<()> {
         s.compared,
         s.passed,
         s.failed,
-        if s.gate_passed { "passed" } else { "FAILED" }
+        gate(s.gate_passed)
     );
     match rss {
         Some(mb) => println!(
@@ -173,21 +154,13 @@ fn main() -> std::io::Result<()> {
             } else {
                 " (not reset after generation)"
             },
-            if mb <= TARGET_RSS_MB {
-                "met"
-            } else {
-                "NOT met"
-            }
+            met(mb <= TARGET_RSS_MB)
         ),
         None => println!("peak RSS: /proc/self/status not readable"),
     }
     println!(
         "time {secs:.1} s (target ≤ {TARGET_SECONDS:.0} s for 10,000 images: {})",
-        if secs <= TARGET_SECONDS * images as f64 / 10_000.0 {
-            "met"
-        } else {
-            "NOT met"
-        }
+        met(secs <= TARGET_SECONDS * images as f64 / 10_000.0)
     );
     Ok(())
 }

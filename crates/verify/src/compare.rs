@@ -377,13 +377,9 @@ fn usable_set_tensors(
     counts: (usize, usize),
     f: &mut Findings,
 ) -> Vec<&'static str> {
-    let names: &[&'static str] = match set {
-        RegionSet::Rois => &ROIS_TENSORS,
-        RegionSet::Final => &FINAL_TENSORS,
-    };
     let anchor = set.box_source().0;
     let mut out = Vec::new();
-    for &name in names {
+    for &name in set.tensors() {
         let mut consistent = true;
         for (side, rec, count) in [("golden", g, counts.0), ("candidate", c, counts.1)] {
             if let Some(t) = rec

@@ -62,6 +62,14 @@ impl RegionSet {
         }
     }
 
+    /// The tensors whose rows are the set's regions, [`ROIS_TENSORS`] or [`FINAL_TENSORS`].
+    pub fn tensors(self) -> &'static [&'static str] {
+        match self {
+            RegionSet::Rois => &ROIS_TENSORS,
+            RegionSet::Final => &FINAL_TENSORS,
+        }
+    }
+
     /// The set's boxes in `rec`, if its box tensor is there with the right row length.
     pub fn boxes(self, rec: &Record) -> Option<Vec<Box4>> {
         let (name, row_len, first) = self.box_source();

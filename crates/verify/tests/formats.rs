@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use butd_formats as bf;
 use butd_verify::{
-    load_id_map, verify, Format, IdPolicy, Options, Record, Report, Sample, SourceSpec, Status,
-    Thresholds,
+    load_id_map, verify, Format, IdPolicy, Options, Record, RegionSet, Report, Sample, SourceSpec,
+    Status, Thresholds,
 };
 use common::*;
 
@@ -60,24 +60,30 @@ fn ids_for(format: Format, out: &Path) -> Option<IdPolicy> {
         .then(|| load_id_map(&coco_ids(out)).unwrap())
 }
 
+fn write_tsv<F: bf::TsvFormat>(path: &Path, rs: &[bf::Record]) -> PathBuf {
+    let mut w = bf::TsvWriter::<F>::create(path, false).unwrap();
+    rs.iter().for_each(|r| w.write(r).unwrap());
+    w.finish().unwrap().commit().unwrap()
+}
+
+/// [`write_format_with`] with the default UNITER options.
+fn write_format(format: Format, records: &Path, out: &Path) -> PathBuf {
+    write_format_with(format, records, out, bf::UniterOptions::default())
+}
+
 /// Writes `format` from the records of `records` into `out` with butd's writers; returns
 /// what `verify` is given (for the img_db: the split directory, resolved by detection).
-fn write_format(format: Format, records: &Path, out: &Path, uniter: bf::UniterOptions) -> PathBuf {
+fn write_format_with(
+    format: Format,
+    records: &Path,
+    out: &Path,
+    uniter: bf::UniterOptions,
+) -> PathBuf {
     let policy = ids_for(format, out).unwrap_or(IdPolicy::Stem);
     let rs = format_records(records, &policy);
     match format {
-        Format::ButdTsv => {
-            let path = out.join("butd.tsv");
-            let mut w = bf::ButdTsvWriter::create(&path, false).unwrap();
-            rs.iter().for_each(|r| w.write(r).unwrap());
-            w.finish().unwrap().commit().unwrap()
-        }
-        Format::LxmertTsv => {
-            let path = out.join("obj36.tsv");
-            let mut w = bf::LxmertTsvWriter::create(&path, false).unwrap();
-            rs.iter().for_each(|r| w.write(r).unwrap());
-            w.finish().unwrap().commit().unwrap()
-        }
+        Format::ButdTsv => write_tsv::<bf::ButdTsv>(&out.join("butd.tsv"), &rs),
+        Format::LxmertTsv => write_tsv::<bf::LxmertTsv>(&out.join("obj36.tsv"), &rs),
         Format::UniterLmdb => {
             let split = out.join("img_db");
             let mut w = bf::UniterLmdbWriter::create(&split, uniter).unwrap();
@@ -145,7 +151,7 @@ fn every_format_against_the_records_of_the_same_run_shows_no_difference() {
     let golden = golden_dir();
     for format in WRITTEN {
         let tmp = tempfile::tempdir().unwrap();
-        let file = write_format(format, &golden, tmp.path(), bf::UniterOptions::default());
+        let file = write_format(format, &golden, tmp.path());
         let ids = ids_for(format, tmp.path());
         for (g, c) in [(&file, &golden), (&golden, &file)] {
             let r = run(g, c, ids.clone());
@@ -258,7 +264,7 @@ fn faults() -> Vec<Fault> {
             TIER1,
             Box::new(move |r: &mut Option<Record>| {
                 let reversed: Vec<usize> = (0..k).rev().collect();
-                take_set_rows(r.as_mut().unwrap(), &FINAL, &reversed);
+                take_set_rows(r.as_mut().unwrap(), RegionSet::Final, &reversed);
             }),
             ("order", "final"),
         ),
@@ -267,7 +273,7 @@ fn faults() -> Vec<Fault> {
             TIER1,
             Box::new(move |r: &mut Option<Record>| {
                 let without_5: Vec<usize> = (0..k).filter(|&i| i != 5).collect();
-                take_set_rows(r.as_mut().unwrap(), &FINAL, &without_5);
+                take_set_rows(r.as_mut().unwrap(), RegionSet::Final, &without_5);
             }),
             ("unmatched", "final"),
         ),
@@ -324,12 +330,7 @@ fn faults() -> Vec<Fault> {
 fn planted_faults_are_caught_with_a_tsv_or_an_img_db_as_golden() {
     for golden_format in [Format::LxmertTsv, Format::UniterLmdb, Format::ButdTsv] {
         let tmp = tempfile::tempdir().unwrap();
-        let golden = write_format(
-            golden_format,
-            &golden_dir(),
-            tmp.path(),
-            bf::UniterOptions::default(),
-        );
+        let golden = write_format(golden_format, &golden_dir(), tmp.path());
         let ids = ids_for(golden_format, tmp.path());
         for (name, stem, edit, expected) in faults() {
             if golden_format == Format::ButdTsv && expected.1 == "objects_id" {
@@ -370,27 +371,17 @@ fn planted_faults_are_caught_with_a_tsv_or_an_img_db_as_golden() {
 #[test]
 fn two_tsvs_stream_the_larger_and_index_the_smaller() {
     let tmp = tempfile::tempdir().unwrap();
-    let golden = write_format(
-        Format::LxmertTsv,
-        &golden_dir(),
-        tmp.path(),
-        bf::UniterOptions::default(),
-    );
+    let golden = write_format(Format::LxmertTsv, &golden_dir(), tmp.path());
     let case = tempfile::tempdir().unwrap();
     let k = golden_record(TIER1).get("keep").unwrap().rows();
     let records = candidate_dir(case.path(), TIER1, |r| {
         let reversed: Vec<usize> = (0..k).rev().collect();
-        take_set_rows(r.as_mut().unwrap(), &FINAL, &reversed);
+        take_set_rows(r.as_mut().unwrap(), RegionSet::Final, &reversed);
     });
     std::fs::remove_file(records.join("coffee.safetensors")).unwrap();
     let out = case.path().join("tsv");
     std::fs::create_dir_all(&out).unwrap();
-    let candidate = write_format(
-        Format::LxmertTsv,
-        &records,
-        &out,
-        bf::UniterOptions::default(),
-    );
+    let candidate = write_format(Format::LxmertTsv, &records, &out);
     let r = run(&golden, &candidate, None);
     let pairing = &r.sources.as_ref().unwrap().pairing;
     assert!(pairing.contains("golden streamed"), "{pairing}");
@@ -421,12 +412,7 @@ fn two_tsvs_stream_the_larger_and_index_the_smaller() {
 #[test]
 fn a_sample_is_reproducible_and_says_so() {
     let tmp = tempfile::tempdir().unwrap();
-    let golden = write_format(
-        Format::LxmertTsv,
-        &golden_dir(),
-        tmp.path(),
-        bf::UniterOptions::default(),
-    );
+    let golden = write_format(Format::LxmertTsv, &golden_dir(), tmp.path());
     let sample = |seed| Some(Sample { n: 3, seed });
     let a = run_with(&golden, &golden_dir(), None, sample(1));
     let names = |r: &Report| r.images.iter().map(|i| i.image.clone()).collect::<Vec<_>>();
@@ -454,14 +440,13 @@ fn width_and_height_swapped_is_an_image_size_mismatch() {
     let tmp = tempfile::tempdir().unwrap();
     let policy = load_id_map(&coco_ids(tmp.path())).unwrap();
     let path = tmp.path().join("swapped.tsv");
-    let mut w = bf::ButdTsvWriter::create(&path, false).unwrap();
-    for mut r in format_records(&golden_dir(), &policy) {
+    let mut rs = format_records(&golden_dir(), &policy);
+    for r in &mut rs {
         if r.image_h != r.image_w {
             (r.image_h, r.image_w) = (r.image_w, r.image_h);
         }
-        w.write(&r).unwrap();
     }
-    w.finish().unwrap().commit().unwrap();
+    write_tsv::<bf::ButdTsv>(&path, &rs);
     let r = run(&path, &golden_dir(), Some(policy));
     let f = failures(&r);
     // Every non-square image (camera_gray and logo_rgba are square).
@@ -520,7 +505,7 @@ fn an_img_db_cut_to_nbb_rows_cuts_the_other_side_alike() {
         max_bb: 12,
         ..bf::UniterOptions::default()
     };
-    let db = write_format(Format::UniterLmdb, &golden_dir(), tmp.path(), options);
+    let db = write_format_with(Format::UniterLmdb, &golden_dir(), tmp.path(), options);
     let r = run(&db, &golden_dir(), None);
     assert!(r.summary.gate_passed, "{:?}", r.summary.breaches);
     let cut: BTreeMap<&str, &str> = r
@@ -558,11 +543,8 @@ fn a_duplicate_id_in_a_tsv_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("dup.tsv");
     let rs = format_records(&golden_dir(), &IdPolicy::Stem);
-    let mut w = bf::LxmertTsvWriter::create(&path, false).unwrap();
-    for r in rs.iter().chain(rs.iter().take(1)) {
-        w.write(r).unwrap();
-    }
-    w.finish().unwrap().commit().unwrap();
+    let twice: Vec<bf::Record> = rs.iter().chain(rs.iter().take(1)).cloned().collect();
+    write_tsv::<bf::LxmertTsv>(&path, &twice);
     let r = run(&path, &golden_dir(), None);
     assert_eq!(
         failures(&r),
@@ -603,12 +585,7 @@ fn golden_scores_explain_a_tsv_candidate_and_float16_scores_an_img_db() {
     cand.tensors.get_mut("objects_id").unwrap().values[j] = b as f64;
     let gdir = write_records(&tmp.path().join("golden"), &[(TIER1, &golden)]);
     let cdir = write_records(&tmp.path().join("cand"), &[(TIER1, &cand)]);
-    let tsv = write_format(
-        Format::LxmertTsv,
-        &cdir,
-        tmp.path(),
-        bf::UniterOptions::default(),
-    );
+    let tsv = write_format(Format::LxmertTsv, &cdir, tmp.path());
     let rep = run(&gdir, &tsv, None);
     assert!(rep.summary.gate_passed, "{:?}", rep.summary.breaches);
     assert!(has(&rep, "tie", "label", "objects_id"), "{:?}", kinds(&rep));
@@ -623,12 +600,7 @@ fn golden_scores_explain_a_tsv_candidate_and_float16_scores_an_img_db() {
     let sdir = write_records(&tmp.path().join("staged"), &[(TIER1, &staged)]);
     let out = tmp.path().join("db");
     std::fs::create_dir_all(&out).unwrap();
-    let db = write_format(
-        Format::UniterLmdb,
-        &sdir,
-        &out,
-        bf::UniterOptions::default(),
-    );
+    let db = write_format(Format::UniterLmdb, &sdir, &out);
     let rep = run(&db, &sdir, None);
     assert!(rep.summary.gate_passed, "{:?}", rep.summary.breaches);
     let fin = &rep.images[0].regions[0];
@@ -645,12 +617,7 @@ fn golden_scores_explain_a_tsv_candidate_and_float16_scores_an_img_db() {
 #[test]
 fn a_corrupt_tsv_row_is_unreadable_and_named_by_line() {
     let tmp = tempfile::tempdir().unwrap();
-    let tsv = write_format(
-        Format::LxmertTsv,
-        &golden_dir(),
-        tmp.path(),
-        bf::UniterOptions::default(),
-    );
+    let tsv = write_format(Format::LxmertTsv, &golden_dir(), tmp.path());
     let text = std::fs::read_to_string(&tsv).unwrap();
     let mut lines: Vec<String> = text.split("\r\n").map(String::from).collect();
     // Line 3: cut the features field short (no longer a multiple of 4 bytes).

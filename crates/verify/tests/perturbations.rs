@@ -54,7 +54,7 @@ fn golden_against_itself_is_exact_and_passes() {
 fn permuted_final_rows_pass_as_a_set_and_are_flagged_by_index() {
     let k = golden_record(TIER1).get("keep").unwrap().rows();
     let reversed: Vec<usize> = (0..k).rev().collect();
-    let r = perturbed(TIER1, |rec| take_set_rows(rec, &FINAL, &reversed));
+    let r = perturbed(TIER1, |rec| take_set_rows(rec, RegionSet::Final, &reversed));
     let img = &r.images[0];
     let fin = img
         .regions
@@ -87,7 +87,7 @@ fn permuted_rois_with_keep_remapped_are_an_order_failure() {
     // Rotate the rois by 7: new row i holds old row (i + 7) % n.
     let order: Vec<usize> = (0..n).map(|i| (i + 7) % n).collect();
     let r = perturbed(TIER1, |rec| {
-        take_set_rows(rec, &ROIS, &order);
+        take_set_rows(rec, RegionSet::Rois, &order);
         let keep = rec.tensors.get_mut("keep").unwrap();
         for v in keep.values.iter_mut() {
             *v = ((*v as usize + n - 7) % n) as f64;
@@ -112,7 +112,9 @@ fn permuted_rois_with_keep_remapped_are_an_order_failure() {
 fn dropped_box_is_an_unmatched_golden_region() {
     let k = golden_record(TIER1).get("keep").unwrap().rows();
     let without_5: Vec<usize> = (0..k).filter(|&i| i != 5).collect();
-    let r = perturbed(TIER1, |rec| take_set_rows(rec, &FINAL, &without_5));
+    let r = perturbed(TIER1, |rec| {
+        take_set_rows(rec, RegionSet::Final, &without_5)
+    });
     let fin = r.images[0]
         .regions
         .iter()
@@ -282,7 +284,7 @@ fn candidate_without_activations_passes_with_a_warning_unless_require_all() {
     assert!(has(&r, "warn", "missing_tensor", ""));
     let mut rec = golden_record(TIER1);
     strip(&mut rec);
-    let case = Case::new(&[TIER1], &BTreeMap::from([(TIER1.to_string(), rec)]));
+    let case = Case::single(TIER1, rec);
     let mut th = Thresholds::default();
     th.required.all = true;
     let r = case.run(&th);

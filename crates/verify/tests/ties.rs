@@ -42,16 +42,20 @@ fn every_golden_roi_is_a_decoded_anchor_in_descending_score_order() {
     assert!(checked > 2000, "{checked}");
 }
 
-/// Two rois with the same RPN score (and so adjacent in rois order), neither kept.
-fn tied_unkept_rois(rec: &butd_verify::Record) -> (usize, usize) {
-    let scores = roi_scores(rec);
-    let keep: Vec<usize> = rec
-        .get("keep")
+/// The golden `keep`: the rois of the final regions.
+fn kept_rois(rec: &butd_verify::Record) -> Vec<usize> {
+    rec.get("keep")
         .unwrap()
         .values
         .iter()
         .map(|&v| v as usize)
-        .collect();
+        .collect()
+}
+
+/// Two rois with the same RPN score (and so adjacent in rois order), neither kept.
+fn tied_unkept_rois(rec: &butd_verify::Record) -> (usize, usize) {
+    let scores = roi_scores(rec);
+    let keep = kept_rois(rec);
     (0..scores.len() - 1)
         .map(|i| (i, i + 1))
         .find(|&(i, j)| scores[i] == scores[j] && !keep.contains(&i) && !keep.contains(&j))
@@ -63,17 +67,14 @@ fn swapped_rois(i: usize, j: usize) -> butd_verify::Record {
     let n = rec.get("rois").unwrap().rows();
     let mut order: Vec<usize> = (0..n).collect();
     order.swap(i, j);
-    take_set_rows(&mut rec, &ROIS, &order);
+    take_set_rows(&mut rec, RegionSet::Rois, &order);
     rec
 }
 
 #[test]
 fn rois_swapped_at_an_rpn_score_tie_are_tie_explained() {
     let (i, j) = tied_unkept_rois(&golden_record(TIER1));
-    let case = Case::new(
-        &[TIER1],
-        &BTreeMap::from([(TIER1.to_string(), swapped_rois(i, j))]),
-    );
+    let case = Case::single(TIER1, swapped_rois(i, j));
     let r = case.run(&Thresholds::default());
     assert!(r.summary.gate_passed, "{:?}", r.summary.breaches);
     assert_eq!(r.images[0].status, Status::Tie);
@@ -89,13 +90,7 @@ fn rois_swapped_at_an_rpn_score_tie_are_tie_explained() {
 
     // The same swap of two rois whose scores are 1e-3 apart fails.
     let scores = roi_scores(&golden_record(TIER1));
-    let keep: Vec<usize> = golden_record(TIER1)
-        .get("keep")
-        .unwrap()
-        .values
-        .iter()
-        .map(|&v| v as usize)
-        .collect();
+    let keep = kept_rois(&golden_record(TIER1));
     let k = (0..scores.len() - 1)
         .find(|&k| {
             scores[k] - scores[k + 1] > 1e-3 * scores[k]
@@ -103,18 +98,12 @@ fn rois_swapped_at_an_rpn_score_tie_are_tie_explained() {
                 && !keep.contains(&(k + 1))
         })
         .unwrap();
-    let case = Case::new(
-        &[TIER1],
-        &BTreeMap::from([(TIER1.to_string(), swapped_rois(k, k + 1))]),
-    );
+    let case = Case::single(TIER1, swapped_rois(k, k + 1));
     let r = case.run(&Thresholds::default());
     assert_eq!(failures(&r), [("order".to_string(), "rois".to_string())]);
 
     // With [ties] allow = false the tie itself breaches the gate.
-    let case = Case::new(
-        &[TIER1],
-        &BTreeMap::from([(TIER1.to_string(), swapped_rois(i, j))]),
-    );
+    let case = Case::single(TIER1, swapped_rois(i, j));
     let mut th = Thresholds::default();
     th.ties.allow = false;
     let r = case.run(&th);
@@ -142,13 +131,7 @@ fn keeping_the_twin_of_a_kept_roi_is_a_class_nms_tie() {
     // rows, so which of two overlapping twins survives each class's NMS is a tie.
     const IMAGE: &str = "logo_rgba";
     let golden = golden_record(IMAGE);
-    let keep: Vec<usize> = golden
-        .get("keep")
-        .unwrap()
-        .values
-        .iter()
-        .map(|&v| v as usize)
-        .collect();
+    let keep = kept_rois(&golden);
     let boxes = golden.get("boxes").unwrap();
     for (j, &r) in keep.iter().enumerate() {
         assert_eq!(boxes.row(j), &box_of_roi(&golden, r)[..], "box {j}");
@@ -184,9 +167,9 @@ fn keeping_the_twin_of_a_kept_roi_is_a_class_nms_tie() {
     let new_keep: Vec<usize> = keep.iter().map(|&r| if r == k { t } else { r }).collect();
     let mut order: Vec<usize> = (0..keep.len()).collect();
     order.sort_by_key(|&j| new_keep[j]);
-    take_set_rows(&mut cand, &FINAL, &order);
+    take_set_rows(&mut cand, RegionSet::Final, &order);
 
-    let case = Case::new(&[IMAGE], &BTreeMap::from([(IMAGE.to_string(), cand)]));
+    let case = Case::single(IMAGE, cand);
     let r = case.run(&Thresholds::default());
     assert!(r.summary.gate_passed, "{:?}", r.summary.breaches);
     assert_eq!(r.images[0].status, Status::Tie);
@@ -208,8 +191,8 @@ fn keeping_the_twin_of_a_kept_roi_is_a_class_nms_tie() {
     // Dropping k without keeping its twin is not a tie.
     let mut cand = golden.clone();
     let without: Vec<usize> = (0..keep.len()).filter(|&j| j != jk).collect();
-    take_set_rows(&mut cand, &FINAL, &without);
-    let case = Case::new(&[IMAGE], &BTreeMap::from([(IMAGE.to_string(), cand)]));
+    take_set_rows(&mut cand, RegionSet::Final, &without);
+    let case = Case::single(IMAGE, cand);
     let r = case.run(&Thresholds::default());
     assert_eq!(
         failures(&r),

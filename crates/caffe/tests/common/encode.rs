@@ -35,24 +35,17 @@ pub fn str_field(field: u32, s: &str) -> Vec<u8> {
     len_field(field, s.as_bytes())
 }
 
+/// The values' little-endian bytes, one after another.
+fn le_bytes<T: Copy, const N: usize>(values: &[T], to_le: fn(T) -> [u8; N]) -> Vec<u8> {
+    values.iter().flat_map(|&v| to_le(v)).collect()
+}
+
 pub fn packed_f32(field: u32, values: &[f32]) -> Vec<u8> {
-    len_field(
-        field,
-        &values
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect::<Vec<_>>(),
-    )
+    len_field(field, &le_bytes(values, f32::to_le_bytes))
 }
 
 pub fn packed_f64(field: u32, values: &[f64]) -> Vec<u8> {
-    len_field(
-        field,
-        &values
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect::<Vec<_>>(),
-    )
+    len_field(field, &le_bytes(values, f64::to_le_bytes))
 }
 
 /// One tag per value (wire type 5), as legacy writers do.

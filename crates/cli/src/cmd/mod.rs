@@ -3,4 +3,5 @@ pub mod diff;
 pub mod export;
 pub mod extract;
 pub mod inspect;
+pub mod merge;
 pub mod verify;

@@ -72,44 +72,36 @@ impl Golden {
             .unwrap_or_else(|| panic!("{}: metadata key `{key}` missing", self.name))
     }
 
-    /// Shape and raw little-endian bytes of a tensor of the given dtype.
-    fn raw(&self, tensor: &str, dtype: Dtype) -> (Vec<usize>, Vec<u8>) {
+    /// Shape and values of a tensor of the given dtype, `N`-byte little-endian.
+    fn typed<T, const N: usize>(
+        &self,
+        tensor: &str,
+        dtype: Dtype,
+        from_le: fn([u8; N]) -> T,
+    ) -> (Vec<usize>, Vec<T>) {
         let view = self.view();
         let t = view
             .tensor(tensor)
             .unwrap_or_else(|e| panic!("{}: {tensor}: {e:?}", self.name));
         assert_eq!(t.dtype(), dtype, "{}: {tensor} dtype", self.name);
-        (t.shape().to_vec(), t.data().to_vec())
+        let values = t
+            .data()
+            .chunks_exact(N)
+            .map(|c| from_le(c.try_into().unwrap()))
+            .collect();
+        (t.shape().to_vec(), values)
     }
 
     pub fn f32(&self, tensor: &str) -> (Vec<usize>, Vec<f32>) {
-        let (shape, b) = self.raw(tensor, Dtype::F32);
-        (
-            shape,
-            b.chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
-        )
+        self.typed(tensor, Dtype::F32, f32::from_le_bytes)
     }
 
     pub fn f64(&self, tensor: &str) -> (Vec<usize>, Vec<f64>) {
-        let (shape, b) = self.raw(tensor, Dtype::F64);
-        (
-            shape,
-            b.chunks_exact(8)
-                .map(|c| f64::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
-        )
+        self.typed(tensor, Dtype::F64, f64::from_le_bytes)
     }
 
     pub fn i64(&self, tensor: &str) -> (Vec<usize>, Vec<i64>) {
-        let (shape, b) = self.raw(tensor, Dtype::I64);
-        (
-            shape,
-            b.chunks_exact(8)
-                .map(|c| i64::from_le_bytes(c.try_into().unwrap()))
-                .collect(),
-        )
+        self.typed(tensor, Dtype::I64, i64::from_le_bytes)
     }
 
     /// Golden `rois[:, 1:5]` as boxes.
@@ -120,4 +112,18 @@ impl Golden {
             .map(|r| [r[1], r[2], r[3], r[4]])
             .collect()
     }
+}
+
+/// Runs `check` (which lists an image's mismatches) on every image of `goldens` and fails with
+/// all of them, each named by its image, under `heading`.
+pub fn assert_no_mismatch(goldens: &[Golden], heading: &str, check: fn(&Golden) -> Vec<String>) {
+    let failures: Vec<String> = goldens
+        .iter()
+        .flat_map(|g| {
+            check(g)
+                .into_iter()
+                .map(move |e| format!("{}: {e}", g.name))
+        })
+        .collect();
+    assert!(failures.is_empty(), "{heading}:\n{}", failures.join("\n"));
 }

@@ -3,6 +3,8 @@
 //! step of the comparison runs and the gate passes.
 #![allow(dead_code)] // each benchmark uses a different subset
 
+use std::path::{Path, PathBuf};
+
 use butd_verify::{Dtype, Record, Tensor};
 
 /// Image size of every synthetic record: all boxes lie inside it (LXMERT's loaders check).
@@ -86,5 +88,63 @@ pub fn arg<T: std::str::FromStr>(args: &[String], flag: &str, default: T) -> T {
                 eprintln!("{flag} expects a value");
                 std::process::exit(2)
             }),
+    }
+}
+
+/// `--threads` (default: every core) and `--dir` (default `$BUTD_CACHE/<name>`, else the temp
+/// directory's).
+pub fn threads_and_dir(args: &[String], name: &str) -> (usize, PathBuf) {
+    let threads = arg(
+        args,
+        "--threads",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+    );
+    let cache = std::env::var_os("BUTD_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(std::env::temp_dir);
+    (threads, arg(args, "--dir", cache.join(name)))
+}
+
+/// The generated data in `dir` is kept between runs, stamped with its parameters `want` in
+/// `params.txt`: returns `None` when the stamp matches (the data can be reused), else removes
+/// the stale stamp (an interrupted generation is never reused) and returns a [`Stamp`] to
+/// [`Stamp::write`] once the data is complete.
+pub fn stale(dir: &Path, want: String) -> std::io::Result<Option<Stamp>> {
+    let path = dir.join("params.txt");
+    if std::fs::read_to_string(&path).ok().as_deref() == Some(want.as_str()) {
+        println!("reusing {}", dir.display());
+        return Ok(None);
+    }
+    std::fs::create_dir_all(dir)?;
+    let _ = std::fs::remove_file(&path);
+    Ok(Some(Stamp { path, want }))
+}
+
+pub struct Stamp {
+    path: PathBuf,
+    want: String,
+}
+
+impl Stamp {
+    pub fn write(self) -> std::io::Result<()> {
+        std::fs::write(&self.path, self.want)
+    }
+}
+
+/// A target's verdict as the benchmarks print it.
+pub fn met(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "NOT met"
+    }
+}
+
+/// The parity gate's verdict as the benchmarks print it.
+pub fn gate(passed: bool) -> &'static str {
+    if passed {
+        "passed"
+    } else {
+        "FAILED"
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use butd_verify::{compare_dirs_with, Dtype, Record, Report, Tensor, Thresholds};
+use butd_verify::{compare_dirs_with, Dtype, Record, RegionSet, Report, Tensor, Thresholds};
 
 /// `$BUTD_SHARED`, else `shared/` beside the repository root.
 pub fn shared_dir() -> PathBuf {
@@ -49,6 +49,11 @@ impl Case {
         Case { dir }
     }
 
+    /// One image: golden `stem` against the candidate `rec`.
+    pub fn single(stem: &str, rec: Record) -> Case {
+        Case::new(&[stem], &BTreeMap::from([(stem.to_string(), rec)]))
+    }
+
     /// Both sides written from records (a golden copy edited to stage a tie, say).
     pub fn from_records(
         golden: &BTreeMap<String, Record>,
@@ -79,8 +84,7 @@ impl Case {
 pub fn perturbed(stem: &str, edit: impl FnOnce(&mut Record)) -> Report {
     let mut rec = golden_record(stem);
     edit(&mut rec);
-    let case = Case::new(&[stem], &BTreeMap::from([(stem.to_string(), rec)]));
-    case.run(&Thresholds::default())
+    Case::single(stem, rec).run(&Thresholds::default())
 }
 
 /// Replaces `name` by its rows `order` (row-major, any trailing shape).
@@ -95,28 +99,9 @@ pub fn take_rows(rec: &mut Record, name: &str, order: &[usize]) {
     );
 }
 
-pub const FINAL: [&str; 8] = [
-    "keep",
-    "boxes",
-    "features",
-    "objects_id",
-    "objects_conf",
-    "attrs_id",
-    "attrs_conf",
-    "bbox_pred_keep",
-];
-pub const ROIS: [&str; 6] = [
-    "rois",
-    "pool5_flat",
-    "cls_prob",
-    "attr_prob",
-    "predicted_cls",
-    "max_conf",
-];
-
 /// Applies `order` to every tensor of a region set that the record has.
-pub fn take_set_rows(rec: &mut Record, names: &[&str], order: &[usize]) {
-    for n in names {
+pub fn take_set_rows(rec: &mut Record, set: RegionSet, order: &[usize]) {
+    for n in set.tensors() {
         if rec.tensors.contains_key(*n) {
             take_rows(rec, n, order);
         }
