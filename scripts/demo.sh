@@ -16,5 +16,7 @@ out="$BUTD_CACHE/demo-records"
 [ -f "$model" ] || { python3 "$shared/golden/make_synthetic_caffemodel.py" "$model.tmp" && mv "$model.tmp" "$model"; }
 "$butd" inspect "$model"
 "$butd" convert "$model" --map mappings/caffe-to-hf-frcnn.toml -o "$weights"
-"$butd" extract --weights "$weights" --dump-activations --out "$out" "$shared"/golden/images/*
-"$butd" verify --golden "$shared/golden" --candidate "$out" --report reports/demo
+# extract exits 1 because chelsea_micro has no proposals (Caffe itself crashes on it): it gets an
+# empty record and a failures.tsv line, and verify checks exactly that.
+"$butd" extract --weights "$weights" --dump-activations --out "$out" "$shared"/golden/images/* || [ $? -eq 1 ]
+"$butd" verify --golden "$shared/golden" --candidate "$out" --report demo

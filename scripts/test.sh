@@ -7,6 +7,12 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
 BUTD_SKIP_BUILD=1 bash scripts/setup.sh
 source scripts/env.sh
-cargo test --release --workspace --no-fail-fast 2>&1
-if [ -x scripts/golden-check.sh ]; then bash scripts/golden-check.sh; fi
-if [ -x scripts/fuzz.sh ]; then bash scripts/fuzz.sh "${BUTD_FUZZ_SECONDS:-60}"; fi
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+cargo test --release --workspace --no-fail-fast 2>&1 | tee "$log" || status=1
+bash scripts/golden-check.sh || status=1
+bash scripts/fuzz.sh "${BUTD_FUZZ_SECONDS:-60}" || status=1
+# One closing line for the whole run: cargo's per-binary "test result" lines summed.
+awk '/^test result:/ {p += $4; f += $6} END {printf "tests: %d passed, %d failed\n", p, f}' "$log"
+exit "$status"
