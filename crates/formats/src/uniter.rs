@@ -642,6 +642,17 @@ mod tests {
     }
 
     #[test]
+    fn python_float_str_of_golden_scales() {
+        // The golden metadata's im_scale strings (shared/golden/index.json).
+        assert_eq!(python_float_str(1.5625), "1.5625");
+        assert_eq!(python_float_str(1000.0 / 1100.0), "0.9090909090909091");
+        assert_eq!(python_float_str(20.0), "20.0");
+        assert_eq!(python_float_str(600.0 / 512.0), "1.171875");
+        assert_eq!(python_float_str(1.2), "1.2");
+        assert_eq!(python_float_str(1.5e300), "1.5e+300");
+    }
+
+    #[test]
     fn db_names_follow_convert_imgdir() {
         let mut o = UniterOptions::default();
         assert_eq!(uniter_db_name(&o), "feat_th0.2_max100_min10");

@@ -164,7 +164,9 @@ fn main() -> anyhow::Result<()> {
                 best_cpu = best_cpu.min(cpu_seconds() - cpu);
             }
             let d = detection.unwrap();
-            let flop = detector.flops(d.net_h, d.net_w, d.rois.len()).total() as f64;
+            let flop = detector
+                .flops(d.input.net_h, d.input.net_w, d.rois.len())
+                .total() as f64;
             let caffe_s = caffe
                 .iter()
                 .find(|e| e["image"] == name.as_str())
@@ -173,7 +175,7 @@ fn main() -> anyhow::Result<()> {
             let chunk = roi_chunk.unwrap_or_else(|| default_roi_chunk(device));
             println!(
                 "{name:<20} {chunk:>6} {:>9} {:>4} {best:>8.2} {best_cpu:>8.2} {:>9.1} {:>8.1} {caffe_s:>9}",
-                format!("{}×{}", d.net_h, d.net_w),
+                format!("{}×{}", d.input.net_h, d.input.net_w),
                 d.rois.len(),
                 flop / 1e9,
                 flop / best / 1e9

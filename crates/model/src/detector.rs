@@ -107,14 +107,7 @@ pub struct Activations {
 
 /// Everything generate_tsv (+ LXMERT's fields) writes for one image.
 pub struct Detection {
-    pub orig_h: usize,
-    pub orig_w: usize,
-    pub net_h: usize,
-    pub net_w: usize,
-    /// `im_scale` in f64 as `_get_image_blob` computes it (§1.3).
-    pub im_scale: f64,
-    /// `[H′, W′, f32(im_scale)]`.
-    pub im_info: [f32; 3],
+    pub input: InputShape,
     pub feat_h: usize,
     pub feat_w: usize,
     /// Proposal-layer output, `[x1, y1, x2, y2]` in network-input pixels (Caffe's
@@ -286,18 +279,19 @@ impl Detector {
         let fg = to_host_f32(&rpn.cls_prob_reshape.narrow(1, 12, 12));
         let deltas = to_host_f32(&rpn.bbox_pred);
         let proposals = proposal_layer(&fg, &deltas, feat_h, feat_w, im_info, &opts.proposals);
+        let shape = InputShape {
+            orig_h: image.height,
+            orig_w: image.width,
+            net_h,
+            net_w,
+            im_scale: input.scale,
+            im_info,
+        };
         if proposals.rois.is_empty() {
             return Err(DetectError::NoProposals {
                 num_anchors: proposals.stats.num_anchors,
                 min_size: proposals.stats.min_size_threshold,
-                input: InputShape {
-                    orig_h: image.height,
-                    orig_w: image.width,
-                    net_h,
-                    net_w,
-                    im_scale: input.scale,
-                    im_info,
-                },
+                input: shape,
             });
         }
         let rois = proposals.rois;
@@ -355,12 +349,7 @@ impl Detector {
         });
 
         Ok(Detection {
-            orig_h: image.height,
-            orig_w: image.width,
-            net_h,
-            net_w,
-            im_scale: input.scale,
-            im_info,
+            input: shape,
             feat_h,
             feat_w,
             rois,
@@ -405,19 +394,6 @@ pub struct NetworkFlops {
 impl NetworkFlops {
     pub fn total(&self) -> u64 {
         self.trunk + self.rpn + self.res5 + self.heads
-    }
-}
-
-impl Detection {
-    pub fn input_shape(&self) -> InputShape {
-        InputShape {
-            orig_h: self.orig_h,
-            orig_w: self.orig_w,
-            net_h: self.net_h,
-            net_w: self.net_w,
-            im_scale: self.im_scale,
-            im_info: self.im_info,
-        }
     }
 }
 

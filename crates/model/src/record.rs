@@ -9,7 +9,7 @@
 //!
 //! Metadata (strings): `format`, `tensors`, `result` (`detections`, or `no_proposals` with a
 //! `reason`: [`write_no_proposals_record`]), `image_name`, `orig_h`, `orig_w`, `im_scale`
-//! (Python's `repr` of the f64, [`python_float_repr`]), `net_h`, `net_w`, `num_rois`,
+//! (Python's `repr` of the f64, [`butd_formats::python_float_str`]), `net_h`, `net_w`, `num_rois`,
 //! `num_boxes`, `selection`, `device`, `weights_sha256` when known, and the caller's
 //! [`RecordInfo::extra`] entries.
 //!
@@ -21,6 +21,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use butd_formats::python_float_str;
 use safetensors::tensor::{Dtype, View};
 use tch::{Kind, Tensor};
 
@@ -65,36 +66,6 @@ const TEMP_SUFFIX: &str = ".tmp";
 /// Whether `file_name` is a temporary record file (left behind only when its writer was killed).
 pub fn is_temp_record_name(file_name: &str) -> bool {
     file_name.starts_with(TEMP_PREFIX) && file_name.ends_with(TEMP_SUFFIX)
-}
-
-/// Python's `repr(float)` (shortest round-trip digits; positional for 1e-4 ≤ |x| < 1e16 with a
-/// trailing `.0` for integers, otherwise `d.ddde±XX`), so `im_scale` reads exactly as the golden
-/// metadata: `1.5625`, `0.9090909090909091`, `20.0`.
-pub fn python_float_repr(x: f64) -> String {
-    if !x.is_finite() {
-        return if x.is_nan() {
-            "nan".into()
-        } else if x > 0.0 {
-            "inf".into()
-        } else {
-            "-inf".into()
-        };
-    }
-    // Rust's `{:e}` gives the shortest round-trip digits, like Python's repr.
-    let sci = format!("{x:e}");
-    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
-    let exp: i32 = exp.parse().expect("{:e} exponent is an integer");
-    if (-4..16).contains(&exp) {
-        let s = format!("{x}");
-        if s.contains('.') {
-            s
-        } else {
-            format!("{s}.0")
-        }
-    } else {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exp.abs())
-    }
 }
 
 /// A tensor's bytes, owned, for `safetensors::serialize`.
@@ -184,7 +155,7 @@ fn record_tensors(det: &Detection) -> Vec<(&'static str, Bytes)> {
         ("objects_conf", f32s(&det.objects_conf, &[k])),
         ("attrs_id", i64s(&det.attrs_id)),
         ("attrs_conf", f32s(&det.attrs_conf, &[k])),
-        ("im_info", f32s(&det.im_info, &[3])),
+        ("im_info", f32s(&det.input.im_info, &[3])),
         ("rois", f32s(&rois, &[det.rois.len(), 5])),
     ];
     if let Some(a) = &det.activations {
@@ -230,7 +201,7 @@ pub fn write_record(path: &Path, det: &Detection, info: &RecordInfo) -> Result<(
         ("num_boxes", det.selection.keep.len().to_string()),
         ("selection", det.selection.branch.as_str().to_string()),
     ];
-    write_tensors(path, record_tensors(det), &det.input_shape(), &fields, info)
+    write_tensors(path, record_tensors(det), &det.input, &fields, info)
 }
 
 /// Writes the record of an image whose proposal layer returned nothing (Caffe dies on such an
@@ -273,7 +244,7 @@ fn write_tensors(
         ("image_name", info.image_name.clone()),
         ("orig_h", input.orig_h.to_string()),
         ("orig_w", input.orig_w.to_string()),
-        ("im_scale", python_float_repr(input.im_scale)),
+        ("im_scale", python_float_str(input.im_scale)),
         ("net_h", input.net_h.to_string()),
         ("net_w", input.net_w.to_string()),
         ("device", info.device.clone()),
@@ -452,20 +423,5 @@ mod tests {
         assert!(matches!(record_state(&path), RecordState::Damaged(_)));
         assert!(is_temp_record_name(".butd-record-a1B2c3.tmp"));
         assert!(!is_temp_record_name("r.safetensors"));
-    }
-
-    #[test]
-    fn python_repr_of_scales() {
-        // The golden metadata's im_scale strings (shared/golden/index.json).
-        assert_eq!(python_float_repr(1.5625), "1.5625");
-        assert_eq!(python_float_repr(1000.0 / 1100.0), "0.9090909090909091");
-        assert_eq!(python_float_repr(20.0), "20.0");
-        assert_eq!(python_float_repr(600.0 / 512.0), "1.171875");
-        assert_eq!(python_float_repr(1.2), "1.2");
-        // Python switches to exponents below 1e-4 and from 1e16.
-        assert_eq!(python_float_repr(1e-5), "1e-05");
-        assert_eq!(python_float_repr(0.0001), "0.0001");
-        assert_eq!(python_float_repr(1e16), "1e+16");
-        assert_eq!(python_float_repr(1.5e300), "1.5e+300");
     }
 }

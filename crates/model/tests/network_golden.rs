@@ -262,11 +262,11 @@ fn check_image(det: &Detection, golden: &Golden, check: &mut Check) {
         .expect("activations were asked for");
     let g_info = golden.f32("im_info");
     check.expect(
-        det.im_info[..] == g_info[..],
-        format!("im_info {:?} vs {g_info:?}", det.im_info),
+        det.input.im_info[..] == g_info[..],
+        format!("im_info {:?} vs {g_info:?}", det.input.im_info),
     );
     check.expect(
-        golden.meta.get("im_scale") == Some(&butd_model::record::python_float_repr(det.im_scale)),
+        golden.meta.get("im_scale") == Some(&butd_formats::python_float_str(det.input.im_scale)),
         "im_scale metadata",
     );
     if golden.has("data") {
@@ -325,7 +325,7 @@ fn check_image(det: &Detection, golden: &Golden, check: &mut Check) {
             golden,
             &det.rois,
             &ours_prob[12 * plane..],
-            det.im_info,
+            det.input.im_info,
             &mut check.report,
         );
         check.expect(
