@@ -14,19 +14,20 @@ use crate::tensor::{Record, Tensor};
 
 /// Where a side's images come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
 #[serde(rename_all = "kebab-case")]
 pub enum Format {
-    /// A directory of `<image stem>.safetensors` records (docs/verify.md §1).
+    /// A directory of `<image stem>.safetensors` records (docs/verify.md §1)
     Records,
-    /// (a) bottom-up-attention `generate_tsv.py`.
+    /// (a) bottom-up-attention `generate_tsv.py` TSV (image_id, image_w, image_h, num_boxes, boxes, features)
     ButdTsv,
-    /// (b) LXMERT obj36 TSV.
+    /// (b) LXMERT obj36 TSV (img_id, img_h, img_w, objects/attrs ids and confs, num_boxes, boxes, features)
     LxmertTsv,
-    /// (c) UNITER / VILLA img_db: the LMDB of `convert_imgdir.py`.
+    /// (c) UNITER/VILLA img_db: the LMDB of `convert_imgdir.py`, or the split directory holding one
     UniterLmdb,
-    /// (c) stage 1: a directory of `generate_npz.py` npz files.
+    /// (c) stage 1: a directory of UNITER `generate_npz.py` npz files
     UniterNpz,
-    /// (d) bottom-up-attention-vqa / ban-vqa HDF5 with its `_imgid2idx.pkl`.
+    /// (d) bottom-up-attention-vqa / ban-vqa HDF5, with its `<stem>_imgid2idx.pkl` beside it
     VqaHdf5,
 }
 

@@ -14,35 +14,6 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum FormatArg {
-    /// A directory of <image stem>.safetensors records
-    Records,
-    /// bottom-up-attention generate_tsv.py TSV (image_id, image_w, image_h, num_boxes, boxes, features)
-    ButdTsv,
-    /// LXMERT obj36 TSV (img_id, img_h, img_w, objects/attrs ids and confs, num_boxes, boxes, features)
-    LxmertTsv,
-    /// UNITER/VILLA img_db: an LMDB directory, or the split directory holding one
-    UniterLmdb,
-    /// A directory of UNITER generate_npz.py files
-    UniterNpz,
-    /// bottom-up-attention-vqa / ban-vqa HDF5 (with its <stem>_imgid2idx.pkl beside it)
-    VqaHdf5,
-}
-
-impl FormatArg {
-    fn format(self) -> Format {
-        match self {
-            FormatArg::Records => Format::Records,
-            FormatArg::ButdTsv => Format::ButdTsv,
-            FormatArg::LxmertTsv => Format::LxmertTsv,
-            FormatArg::UniterLmdb => Format::UniterLmdb,
-            FormatArg::UniterNpz => Format::UniterNpz,
-            FormatArg::VqaHdf5 => Format::VqaHdf5,
-        }
-    }
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum IdPolicyArg {
     /// Trailing digits of the stem when the other side has integer ids (BUTD TSV, VQA HDF5), the stem otherwise; map with --id-map
     Auto,
@@ -68,10 +39,10 @@ pub struct Args {
     candidate: Option<PathBuf>,
     /// Format of --golden, instead of detecting it
     #[arg(long, value_enum)]
-    golden_format: Option<FormatArg>,
+    golden_format: Option<Format>,
     /// Format of --candidate, instead of detecting it
     #[arg(long, value_enum)]
-    candidate_format: Option<FormatArg>,
+    candidate_format: Option<Format>,
     /// How image file stems (records, LXMERT img_id, UNITER names) become the ids images are
     /// paired by
     #[arg(long, value_enum, default_value = "auto")]
@@ -176,9 +147,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         (IdPolicyArg::IntSuffix, None) => Some(IdPolicy::IntSuffix),
         (IdPolicyArg::Auto, None) => None,
     };
-    let spec = |path: &Path, format: Option<FormatArg>, label_base: i64| SourceSpec {
+    let spec = |path: &Path, format: Option<Format>, label_base: i64| SourceSpec {
         path: path.to_path_buf(),
-        format: format.map(FormatArg::format),
+        format,
         name_prefix: args.name_prefix.clone(),
         label_base,
     };
