@@ -1,4 +1,4 @@
-//! The reader against the synthetic BUTD model (shared/golden/SYNTHETIC.md): its figures,
+//! The reader against the synthetic BUTD model (golden/SYNTHETIC.md): its figures,
 //! its layer table (synthetic_constants.json) and every value of every blob, bit for bit, in
 //! the V2 float, V1 float and V2 double encodings. The models are generated into $BUTD_CACHE
 //! when missing.

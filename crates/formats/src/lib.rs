@@ -1,5 +1,5 @@
 //! The region-feature files that downstream models read, written from and read back into butd
-//! records (`shared/docs/formats.md` describes each format as its consumer reads it):
+//! records (`docs/formats.md` describes each format as its consumer reads it):
 //!
 //! | format | writer | reader | consumer |
 //! |---|---|---|---|

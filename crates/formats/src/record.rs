@@ -1,5 +1,5 @@
 //! The canonical record (one safetensors file per image, `butd extract`'s output and the golden
-//! files' layout, `shared/golden/README.md`) reduced to what downstream formats store.
+//! files' layout, `golden/README.md`) reduced to what downstream formats store.
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
@@ -9,7 +9,7 @@ use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 use crate::error::FormatError;
 
 /// One image's regions, in the record's row order (descending confidence when the count was
-/// clamped, proposal order otherwise: formats.md §0).
+/// clamped, proposal order otherwise: docs/formats.md §0).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Record {
     /// What the formats store as the image id (see [`IdPolicy`]).

@@ -1,4 +1,4 @@
-//! The two Caffe-era TSVs (formats.md (a) BUTD `generate_tsv.py`, (b) LXMERT obj36): Python's
+//! The two Caffe-era TSVs (docs/formats.md (a) BUTD `generate_tsv.py`, (b) LXMERT obj36): Python's
 //! `csv.DictWriter(delimiter='\t')` rows in the excel dialect (`\r\n`, no header, no quoting
 //! needed), numbers in decimal, arrays as standard padded base64 of little-endian bytes.
 use std::fs::{File, OpenOptions};

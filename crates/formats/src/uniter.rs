@@ -1,4 +1,4 @@
-//! UNITER / VILLA image features (formats.md (c)): stage 1, one `np.savez_compressed` npz per
+//! UNITER / VILLA image features (docs/formats.md (c)): stage 1, one `np.savez_compressed` npz per
 //! image as BUTD-UNITER-NLVR2's `generate_npz.py` writes it; stage 2, the LMDB img_db that
 //! UNITER's `scripts/convert_imgdir.py` builds from those npz files and `data/data.py`
 //! `DetectFeatLmdb` reads.

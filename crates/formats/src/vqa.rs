@@ -1,4 +1,4 @@
-//! The VQA HDF5 feature files (formats.md (d)): hengyuan-hu/bottom-up-attention-vqa's
+//! The VQA HDF5 feature files (docs/formats.md (d)): hengyuan-hu/bottom-up-attention-vqa's
 //! `detection_features_converter.py` (fixed boxes per image: `(N, K, D)` datasets) and
 //! jnhwkim/ban-vqa's `adaptive_detection_features_converter.py` (`(total_boxes, D)` datasets
 //! plus `pos_boxes`), each with its `<stem>_imgid2idx.pkl` index (int image id → image index).

@@ -47,7 +47,7 @@ impl Inventory {
 
 /// A V1 (`layers`) file stores every blob as legacy `num, channels, height, width`, right-
 /// aligned and padded with leading 1s (`[C]` → `[1,1,1,C]`, an InnerProduct `[N,K]` →
-/// `[1,1,N,K]`, a 0-dim blob → `[1,1,1,1]`; golden/SYNTHETIC.md §2, butd-semantics.md §2.2
+/// `[1,1,N,K]`, a 0-dim blob → `[1,1,1,1]`; golden/SYNTHETIC.md §2, docs/semantics.md §2.2
 /// "flatten them"). Caffe compares such shapes right-aligned (`Blob::ShapeEquals`); a mapping
 /// needs the real rank to address dims, so the leading 1s are dropped. A genuine leading 1
 /// (a one-output convolution) is then lost too, which the target shape check reports loudly.

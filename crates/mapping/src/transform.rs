@@ -183,7 +183,7 @@ impl Step {
     }
 }
 
-/// Caffe's BatchNorm scale factor (butd-semantics.md §2.2): `sf = 0` when the stored factor
+/// Caffe's BatchNorm scale factor (docs/semantics.md §2.2): `sf = 0` when the stored factor
 /// `f` is 0, else the f32 reciprocal `1 ⊘ f`. The statistics are then *multiplied* by `sf`
 /// (`mean_c = blobs[0][c] ⊗ sf`), which differs from dividing by `f` in the last bit for
 /// factors that are not powers of two; multiplying here keeps `running_mean` and `running_var`

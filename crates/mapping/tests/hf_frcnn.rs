@@ -2,7 +2,7 @@
 //! file holds exactly the manifest's keys, and each transform computes what Caffe computes.
 //! Caffe-side values are read from the caffemodel with `butd-caffe`, HF-side values from the
 //! written safetensors file with the `safetensors` crate; expected numbers come from Caffe's
-//! formulas (butd-semantics.md), never from this crate.
+//! formulas (docs/semantics.md), never from this crate.
 
 mod common;
 
@@ -16,8 +16,8 @@ use common::Rng;
 use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 
-/// HF anchor k = 3·size + ratio (ports.md §C.3) ← Caffe anchor a = 4·ratio + scale
-/// (butd-semantics.md §2.4), computed from the two enumeration orders.
+/// HF anchor k = 3·size + ratio (docs/ports.md §C.3) ← Caffe anchor a = 4·ratio + scale
+/// (docs/semantics.md §2.4), computed from the two enumeration orders.
 fn caffe_anchor_of(k: usize) -> usize {
     let (size, ratio) = (k / 3, k % 3);
     ratio * 4 + size
@@ -269,7 +269,7 @@ fn objectness_sigmoid_equals_caffe_softmax() {
     for _ in 0..200 {
         // rpn/output after its ReLU: non-negative, std ≈ 0.5 (SYNTHETIC.md §5).
         let x: Vec<f32> = rng.vec(512, 1.5).into_iter().map(|v| v.max(0.0)).collect();
-        let s = affine(&w, &b, &x); // Caffe's 24 channels (butd-semantics §2.3)
+        let s = affine(&w, &b, &x); // Caffe's 24 channels (docs/semantics.md §2.3)
         let logit = affine(&hw, &hb, &x);
         for (k, &l) in logit.iter().enumerate() {
             let a = caffe_anchor_of(k);
@@ -327,7 +327,7 @@ fn rpn_deltas_rows_come_from_their_caffe_anchor() {
 
 #[test]
 fn cell_anchors_are_caffe_generate_anchors_in_hf_convention() {
-    // generate_anchors(base 16, ratios (0.5, 1, 2), scales (4, 8, 16, 32)), butd-semantics §2.4.
+    // generate_anchors(base 16, ratios (0.5, 1, 2), scales (4, 8, 16, 32)), docs/semantics.md §2.4.
     let mut caffe = Vec::new();
     for ratio in [0.5f64, 1.0, 2.0] {
         let w = (256.0 / ratio).sqrt().round_ties_even();
@@ -353,7 +353,7 @@ fn cell_anchors_are_caffe_generate_anchors_in_hf_convention() {
         let c = caffe[caffe_anchor_of(k)];
         let h: Vec<f64> = hf[4 * k..4 * k + 4].iter().map(|&v| v as f64).collect();
         assert_eq!(h, [c[0], c[1], c[2] + 1.0, c[3] + 1.0], "anchor {k}");
-        // Same geometry under each side's decode: Caffe w = x2 − x1 + 1, HF w = x2 − x1 (ports.md
+        // Same geometry under each side's decode: Caffe w = x2 − x1 + 1, HF w = x2 − x1 (docs/ports.md
         // §C.5), centre x1 + 0.5·w on both.
         let (cw, chh) = (c[2] - c[0] + 1.0, c[3] - c[1] + 1.0);
         let (hw, hh) = (h[2] - h[0], h[3] - h[1]);
@@ -371,7 +371,7 @@ fn bbox_deltas_divided_by_hf_weights_equal_caffe_deltas() {
     let (shape, hw) = hf_f32("roi_heads.box_predictor.bbox_pred.weight");
     assert_eq!(shape, [6400, 2048]);
     let (_, hb) = hf_f32("roi_heads.box_predictor.bbox_pred.bias");
-    let weights = [10.0, 10.0, 5.0, 5.0]; // HF BBOX_REG_WEIGHTS (ports.md §C.0)
+    let weights = [10.0, 10.0, 5.0, 5.0]; // HF BBOX_REG_WEIGHTS (docs/ports.md §C.0)
     let mut rng = Rng(11);
     for _ in 0..3 {
         let x: Vec<f32> = rng.vec(2048, 1.0).into_iter().map(|v| v.max(0.0)).collect();
@@ -426,7 +426,7 @@ fn batchnorm_equals_caffe_formula() {
             blob(&model, &layer.name, 2)[0],
         );
         let (gamma, beta) = (blob(&model, &scale, 0), blob(&model, &scale, 1));
-        // butd-semantics §2.2: sf = f32 reciprocal (0 for f = 0), then a multiply.
+        // docs/semantics.md §2.2: sf = f32 reciprocal (0 for f = 0), then a multiply.
         let sf = if f == 0.0 { 0.0 } else { 1.0 / f };
         let get = |p: &str| hf_f32(&format!("{prefix}.norm.{p}")).1;
         let (rm, rv, w, b) = (
@@ -460,7 +460,7 @@ fn batchnorm_equals_caffe_formula() {
     assert_eq!(layers, 104);
 }
 
-/// The HF module of a BatchNorm layer, from the Caffe name suffix (ports.md §G naming).
+/// The HF module of a BatchNorm layer, from the Caffe name suffix (docs/ports.md §G naming).
 fn hf_norm_prefix(suffix: &str) -> String {
     if suffix == "_conv1" {
         return "backbone.stem.conv1".into();

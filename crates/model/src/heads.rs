@@ -2,7 +2,7 @@
 //! `predicted_cls` and the attribute branch, all in Caffe's column order.
 //!
 //! The HF layout puts background (objects) and "no attribute" (attributes) in the **last** row
-//! (ports.md §G); the rows of `cls_score`, `cls_embedding` and `attr_score` are rotated back to
+//! (docs/ports.md §G); the rows of `cls_score`, `cls_embedding` and `attr_score` are rotated back to
 //! Caffe's order (that row first) once at load time ([`hf_to_caffe_rows`]), so every output
 //! column and the embedding index mean what they mean in Caffe.
 //!
@@ -35,7 +35,7 @@ pub const RES5: StageSpec = StageSpec {
 };
 
 /// Rotates rows so that the last one (HF's background / no-attribute) comes first, Caffe's
-/// order: HF rows 0..n−2 = Caffe rows 1..n−1, HF row n−1 = Caffe row 0 (ports.md §G).
+/// order: HF rows 0..n−2 = Caffe rows 1..n−1, HF row n−1 = Caffe row 0 (docs/ports.md §G).
 pub fn hf_to_caffe_rows(t: &Tensor) -> Tensor {
     let n = t.size()[0];
     Tensor::cat(&[t.narrow(0, n - 1, 1), t.narrow(0, 0, n - 1)], 0)

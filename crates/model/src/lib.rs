@@ -3,7 +3,7 @@
 //! Network parts run on tch (CPU or CUDA); the parts where Caffe's Python layers decide the
 //! output bit for bit (proposal layer, NumPy's sort, NumPy's `exp`, NMS, generate_tsv's
 //! selection) are plain Rust on the host. Section numbers (§) refer to
-//! `shared/docs/butd-semantics.md`.
+//! `docs/semantics.md`.
 //!
 //! ```no_run
 //! use butd_model::{DetectOptions, Detector};

@@ -1,5 +1,5 @@
 //! One safetensors record per image (`butd-record-v1`): the fields of the golden files under
-//! the same names, dtypes and meanings (`shared/golden/README.md`), written atomically.
+//! the same names, dtypes and meanings (`golden/README.md`), written atomically.
 //!
 //! Always written: `boxes` f32 K×4, `features` f32 K×2048, `keep` i64 K, `max_conf` f64 R,
 //! `objects_id` i64, `objects_conf` f32, `attrs_id` i64, `attrs_conf` f32 (K each), `im_info`

@@ -1,7 +1,7 @@
 //! The RPN head on `res4b22` (§2.3): `rpn_conv/3x3` + ReLU, objectness and box deltas, with
 //! Caffe's two-way softmax, laid out as Caffe's `rpn_cls_prob_reshape` and `rpn_bbox_pred`.
 //!
-//! The HF layout stores one objectness logit per anchor, `L = fg − bg` (ports.md §G), and its
+//! The HF layout stores one objectness logit per anchor, `L = fg − bg` (docs/ports.md §G), and its
 //! anchors in its own (size-major) order. The anchor order is read from
 //! `cell_anchors.0` at load time ([`anchor_order`]) and the channels are put back in Caffe's
 //! (ratio-major) order, so the proposal layer sees exactly Caffe's blobs.
@@ -19,7 +19,7 @@ const A: i64 = NUM_ANCHORS as i64;
 
 /// The proposal layer's anchors (§2.4: base 16, ratios 0.5/1/2 outer, scales 4/8/16/32 inner),
 /// as HF's `cell_anchors.0` stores them: x2 and y2 + 1, so that HF's `w = x2 − x1` decode gives
-/// Caffe's `x2 − x1 + 1` geometry (ports.md §C.3).
+/// Caffe's `x2 − x1 + 1` geometry (docs/ports.md §C.3).
 pub fn caffe_anchors_hf_convention() -> Vec<[f32; 4]> {
     caffe_anchors()
         .iter()
@@ -165,7 +165,7 @@ mod tests {
 
     #[test]
     fn caffe_anchor_table_in_hf_convention() {
-        // ports.md §C.3, Caffe order, x2/y2 + 1.
+        // docs/ports.md §C.3, Caffe order, x2/y2 + 1.
         let expected: [[f32; 4]; 12] = [
             [-38., -16., 54., 32.],
             [-84., -40., 100., 56.],
@@ -186,7 +186,7 @@ mod tests {
     #[test]
     fn anchor_order_recovers_hf_size_major_permutation() {
         let caffe = caffe_anchors_hf_convention();
-        // HF k → Caffe a (ports.md §C.3).
+        // HF k → Caffe a (docs/ports.md §C.3).
         let a_of_k = [0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11];
         let hf: Vec<[f32; 4]> = a_of_k.iter().map(|&a| caffe[a]).collect();
         let order = anchor_order(&hf).unwrap();

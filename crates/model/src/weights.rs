@@ -1,5 +1,5 @@
 //! The converted weights (`butd convert … --map mappings/caffe-to-hf-frcnn.toml`): a safetensors
-//! file in the Hugging Face FRCNN layout (`shared/docs/ports.md` §C, §G), read into tch tensors.
+//! file in the Hugging Face FRCNN layout (`docs/ports.md` §C, §G), read into tch tensors.
 //!
 //! [`Weights`] checks every key it hands out (presence, dtype, shape) and, once the network is
 //! built, that the file holds no key the network did not ask for, so a mapping that writes the
@@ -202,7 +202,7 @@ impl<'a> WeightPath<'a> {
     }
 
     /// Accepts an optional i64 scalar (BatchNorm's `num_batches_tracked`, which a converter may
-    /// omit, ports.md §C.10).
+    /// omit, docs/ports.md §C.10).
     pub fn optional_counter(&self, name: &str) -> Result<(), WeightsError> {
         let key = self.key(name);
         if self.weights.metadata.info(&key).is_none() {

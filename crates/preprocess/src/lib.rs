@@ -1,5 +1,5 @@
 //! Image decoding and network-input preparation exactly as BUTD's Caffe pipeline does it:
-//! `cv2.imread(path)` then `lib/fast_rcnn/test.py:_get_image_blob` (butd-semantics.md §1).
+//! `cv2.imread(path)` then `lib/fast_rcnn/test.py:_get_image_blob` (docs/semantics.md §1).
 //!
 //! ```no_run
 //! let img = butd_preprocess::decode_file(std::path::Path::new("photo.jpg"))?;

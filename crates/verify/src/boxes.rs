@@ -4,7 +4,7 @@
 pub type Box4 = [f64; 4];
 
 /// Overlap of two boxes with the +1 pixel convention of py-faster-rcnn's `cpu_nms`
-/// (butd-semantics.md §3 step 7), in f64: verify uses it to pair regions and to decide which
+/// (docs/semantics.md §3 step 7), in f64: verify uses it to pair regions and to decide which
 /// boxes an NMS could have suppressed, not to reproduce NMS bits. NaN boxes overlap nothing.
 pub fn iou_plus1(a: &Box4, b: &Box4) -> f64 {
     let area = |r: &Box4| (r[2] - r[0] + 1.0) * (r[3] - r[1] + 1.0);

@@ -1,4 +1,4 @@
-//! The downstream feature formats (`shared/docs/formats.md` (a)–(d)) read back as verify
+//! The downstream feature formats (`docs/formats.md` (a)–(d)) read back as verify
 //! records: the canonical final record (`boxes`, `features`, `objects_id`/`objects_conf`,
 //! `attrs_id`/`attrs_conf`, the image size as `orig_h`/`orig_w` metadata) with each format's own
 //! conventions undone. What a format cannot hold is listed by [`Format::carries`] and explained
@@ -46,7 +46,7 @@ const FINAL_RECORD: [&str; 6] = [
 pub const NOMINAL_SIZE: usize = 1000;
 
 /// Relative slack on a de-normalised UNITER box coordinate: `norm_bb` is computed in float32
-/// (`x1/w`, then `x1/w + (x2 − x1)/w`, formats.md (c)) before the float16 cast, a few float32
+/// (`x1/w`, then `x1/w + (x2 − x1)/w`, docs/formats.md (c)) before the float16 cast, a few float32
 /// rounding steps (2^-24 each) that the float16 interval alone does not cover.
 const NORMALISATION_SLACK: f64 = 4.0 / (1u64 << 24) as f64;
 
@@ -168,7 +168,7 @@ fn widen(values: &[f32]) -> Vec<f64> {
     values.iter().map(|&v| f64::from(v)).collect()
 }
 
-/// A TSV row (formats.md (a), (b)), as the format readers give it.
+/// A TSV row (docs/formats.md (a), (b)), as the format readers give it.
 pub fn from_tsv(r: &butd_formats::Record, path: &Path) -> Record {
     let k = r.num_boxes();
     let mut rec = Record {
@@ -255,7 +255,7 @@ fn matrix<'e>(
     }
 }
 
-/// A UNITER img_db / npz entry (formats.md (c)). `size` = (height, width) de-normalises
+/// A UNITER img_db / npz entry (docs/formats.md (c)). `size` = (height, width) de-normalises
 /// `norm_bb` (UNITER stores no image size; the paired record's is used, else
 /// [`NOMINAL_SIZE`]). float16 arrays keep that precision as the tensors' resolution.
 pub fn from_uniter(
@@ -355,7 +355,7 @@ pub fn from_uniter(
     Ok(rec)
 }
 
-/// A VQA HDF5 image (formats.md (d)). The files store no image size, but `spatial_features`
+/// A VQA HDF5 image (docs/formats.md (d)). The files store no image size, but `spatial_features`
 /// holds `bw / w` next to the pixel box: the widest and tallest boxes give w and h back.
 pub fn from_vqa(img: &VqaImage, path: &Path) -> Record {
     let k = img.image_bb.len();

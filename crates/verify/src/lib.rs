@@ -1,7 +1,7 @@
 //! Parity of region features against golden Caffe outputs (`butd verify`).
 //!
 //! A *record* is one safetensors file per image with the tensor names of
-//! `shared/golden/README.md` (the public format, `docs/verify.md`). [`compare_dirs`] pairs the
+//! `golden/README.md` (the public format, `docs/verify.md`). [`compare_dirs`] pairs the
 //! records of a golden and a candidate directory by file stem and reports, for every tensor
 //! present on both sides, shape, max |Δ|, max |Δ| / max |golden|, mean |Δ| and cosine. Tensors
 //! whose rows are regions are compared both row by row and as sets matched up to reordering

@@ -4,7 +4,7 @@ use crate::hungarian::min_cost_assignment;
 use crate::report::{RegionSet, Role};
 use crate::tensor::Record;
 
-/// Tensors whose row i belongs to `rois[i]` (shared/golden/README.md, "Tensors").
+/// Tensors whose row i belongs to `rois[i]` (golden/README.md, "Tensors").
 pub const ROIS_TENSORS: [&str; 6] = [
     "rois",
     "pool5_flat",

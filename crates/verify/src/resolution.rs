@@ -1,5 +1,5 @@
-//! Values that went through a 16-bit float: UNITER's img_db stores float16 (`shared/docs/
-//! formats.md` (c)), and a record may hold F16/BF16 tensors. Such a value does not stand for
+//! Values that went through a 16-bit float: UNITER's img_db stores float16 (`docs/formats.md`
+//! (c)), and a record may hold F16/BF16 tensors. Such a value does not stand for
 //! one real number but for every real that rounds to it, so two values agree when their rounding
 //! intervals overlap, and a difference counts only by how far it goes beyond them
 //! (docs/verify.md, "Half-precision sources").

@@ -1,7 +1,7 @@
 //! Recovering the RPN score of a roi from the stored `rpn_*` blobs, for tie attribution.
 //!
 //! The `rois` blob carries no scores. Every roi is one decoded, clipped anchor, so decoding all
-//! anchors again (butd-semantics.md §2.4, §3 steps 1–3) and looking the roi up among them gives
+//! anchors again (docs/semantics.md §2.4, §3 steps 1–3) and looking the roi up among them gives
 //! its anchor index, and with it its score in either implementation's `rpn_cls_prob_reshape`.
 //! The decode uses the platform `expf`, not NumPy's SIMD kernel (§3 step 2): ≤ 2 ulp apart,
 //! i.e. < 1e-3 px at these sizes, far inside [`ANCHOR_MATCH_TOL_PX`].

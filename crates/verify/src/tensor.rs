@@ -1,5 +1,5 @@
 //! Reading and writing the public record format: one safetensors file per image, tensor names as
-//! in `shared/golden/README.md` (see `docs/verify.md`). Every value is widened to f64 once, so
+//! in `golden/README.md` (see `docs/verify.md`). Every value is widened to f64 once, so
 //! the comparisons do not care which dtype each side chose (i64 ids are exact up to 2^53).
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};

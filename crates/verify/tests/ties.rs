@@ -1,6 +1,7 @@
 //! Divergences that a near-tie in the golden run explains are reported as ties, not failures.
 //! Each test stages a real tie of the golden data (or, where the golden set has none of that
 //! kind, edits a golden copy to create one).
+//! Section numbers (§) are those of `docs/semantics.md`.
 mod common;
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! The synthetic BUTD model of `shared/golden/SYNTHETIC.md`, generated on demand into
+//! The synthetic BUTD model of `golden/SYNTHETIC.md`, generated on demand into
 //! `$BUTD_CACHE` by the shared generator. (Also used by the `butd inspect` tests.)
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;

@@ -1,5 +1,5 @@
 //! The values of the synthetic BUTD model recomputed independently of the reader, from the
-//! recipe of `shared/golden/SYNTHETIC.md` §3 and `synthetic_constants.json`.
+//! recipe of `golden/SYNTHETIC.md` §3 and `synthetic_constants.json`.
 use crate::model_file::shared_dir;
 
 pub struct LayerSpec {

@@ -1,6 +1,6 @@
 //! `butd diff MODEL [TARGET] --map MAP`: what a mapping does and what it leaves unmapped on
 //! each side. One row per rule (Caffe pattern → target template, how many keys, the shapes on
-//! both sides, the transforms) reads line by line against ports.md §G; then the ignored Caffe
+//! both sides, the transforms) reads line by line against docs/ports.md §G; then the ignored Caffe
 //! blobs with their reasons, the Caffe blobs no rule reads, the target keys no rule produces,
 //! and every other strictness problem. Exits 1 when anything is unmapped or disagrees.
 //!

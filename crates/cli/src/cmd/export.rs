@@ -1,5 +1,5 @@
-//! `butd export`: records → the files downstream models read (`docs/formats.md` of the shared
-//! folder describes each as its consumer reads it). Reads every `*.safetensors` record of a
+//! `butd export`: records → the files downstream models read (`docs/formats.md`
+//! describes each as its consumer reads it). Reads every `*.safetensors` record of a
 //! directory in file-name order, one at a time, and writes one output; records without
 //! detections (Caffe's crash record, K = 0) are skipped with a warning.
 use std::path::{Path, PathBuf};

@@ -47,7 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 
 /// Layers present in the released BUTD caffemodel that the BUTD test net
 /// (`faster_rcnn_end2end_final/test.prototxt`) does not use: Caffe only logs "Ignoring source
-/// layer" for them (shared/golden/SYNTHETIC.md §1). Matched by name, since a model file
+/// layer" for them (golden/SYNTHETIC.md §1). Matched by name, since a model file
 /// cannot say which net will load it.
 pub fn unused_by_butd_test_net(name: &str) -> bool {
     const RELATION_HEAD: [&str; 5] = [

@@ -1,7 +1,7 @@
 """Shared by the consumer-style readers: the canonical records, exact comparison, the report.
 
 Each read_<format>.py reads an exported file the way its consumer's code does (field names,
-dtypes, decoding, as shared/docs/formats.md describes them), derives what the consumer should
+dtypes, decoding, as docs/formats.md describes them), derives what the consumer should
 see from the canonical records with the producer's own NumPy arithmetic, and compares the two
 bit for bit. It prints one JSON line {"format", "images", "checked"} and exits 1 on any
 mismatch (listed on stderr).

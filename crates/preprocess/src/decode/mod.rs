@@ -1,4 +1,4 @@
-//! `cv2.imread(path)` with its default flag `IMREAD_COLOR` (butd-semantics.md §1.1): every image
+//! `cv2.imread(path)` with its default flag `IMREAD_COLOR` (docs/semantics.md §1.1): every image
 //! comes out as 8-bit, 3-channel, BGR, row-major (HWC), with the EXIF orientation applied.
 //!
 //! Only JPEG and PNG are read; the format is told by the first bytes, never by the file name, as
