@@ -1,7 +1,8 @@
 //! Which images a run covers and the id (record file name) of each: folders walked
 //! recursively, file lists, COCO-style JSON; the id policies; `--shard i/n`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -41,8 +42,23 @@ fn has_image_extension(path: &Path) -> bool {
         .is_some_and(|e| IMAGE_EXTENSIONS.iter().any(|x| x.eq_ignore_ascii_case(e)))
 }
 
-/// The images under `dir`, recursively, in name order (symbolic links followed).
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+/// The images under `dir`, recursively, in name order (symbolic links followed). `visited`
+/// holds the (device, inode) of every folder entered, so a link back to a folder already walked
+/// (`ln -s . loop`) is skipped instead of walked forever.
+fn walk(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    visited: &mut HashSet<(u64, u64)>,
+) -> anyhow::Result<()> {
+    let meta = std::fs::metadata(dir)
+        .with_context(|| format!("cannot read the folder {}", dir.display()))?;
+    if !visited.insert((meta.dev(), meta.ino())) {
+        eprintln!(
+            "warning: {} is a folder already walked (a symbolic link loop); skipped",
+            dir.display()
+        );
+        return Ok(());
+    }
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list the folder {}", dir.display()))?
         .map(|e| e.map(|e| e.path()))
@@ -51,8 +67,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     entries.sort();
     for path in entries {
         if path.is_dir() {
-            walk(&path, out)?;
+            walk(&path, out, visited)?;
         } else if has_image_extension(&path) {
+            // FIFOs, devices and sockets are taken too: decoding refuses them without opening
+            // them for a blocking read (butd_preprocess::decode_file), so each gets a failure line.
             out.push(path);
         }
     }
@@ -131,12 +149,22 @@ pub struct Spec<'a> {
     pub id_policy: Option<IdPolicy>,
 }
 
-/// An id names a file in the output folder: it must be a plain, visible file name.
+/// An id names a file in the output folder and a field of `failures.tsv` and of the exported
+/// files: it must be a plain, visible file name without control characters (a tab or a line
+/// break would split the TSV line that names the image).
 fn check_id(id: &str, path: &Path) -> anyhow::Result<()> {
-    if id.is_empty() || id.starts_with('.') || id.contains(['/', '\\', '\0']) {
+    if id.is_empty() || id.starts_with('.') || id.contains(['/', '\\']) {
         bail!(
             "{}: image id {id:?} cannot name a record file (empty, starting with '.', or \
              containing a path separator)",
+            path.display()
+        );
+    }
+    if id.chars().any(char::is_control) {
+        bail!(
+            "{}: image id {id:?} contains a control character (tab, line break, …), which \
+             would break the TSV lines that name it; rename the file or choose another \
+             --id-policy (e.g. int-suffix)",
             path.display()
         );
     }
@@ -150,7 +178,7 @@ pub fn collect(spec: &Spec) -> anyhow::Result<Vec<Input>> {
     for path in spec.paths {
         if path.is_dir() {
             let mut found = Vec::new();
-            walk(path, &mut found)?;
+            walk(path, &mut found, &mut HashSet::new())?;
             sources.extend(found.into_iter().map(|path| Source {
                 path,
                 coco_id: None,
@@ -370,5 +398,43 @@ mod tests {
             id_policy: None,
         })
         .is_err());
+    }
+
+    fn stem_spec(paths: &[PathBuf]) -> Spec<'_> {
+        Spec {
+            paths,
+            list: None,
+            coco: None,
+            image_root: None,
+            id_policy: None,
+        }
+    }
+
+    #[test]
+    fn symbolic_link_loops_are_walked_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("a_1.jpg"), b"").unwrap();
+        std::os::unix::fs::symlink(".", d.join("l1")).unwrap();
+        std::os::unix::fs::symlink(".", d.join("l2")).unwrap();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        std::os::unix::fs::symlink("..", d.join("sub/up")).unwrap();
+        let paths = [d.to_path_buf()];
+        let inputs = collect(&stem_spec(&paths)).unwrap();
+        assert_eq!(inputs.len(), 1, "{inputs:?}");
+        assert_eq!(inputs[0].path, d.join("a_1.jpg"));
+    }
+
+    #[test]
+    fn ids_with_a_tab_or_a_line_break_are_refused_before_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a\tb.jpg", "a\nb.jpg", "a\rb.jpg"] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, b"").unwrap();
+            let err = collect(&stem_spec(std::slice::from_ref(&path)))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains("control character"), "{err}");
+        }
     }
 }

@@ -454,3 +454,79 @@ fn extract_usage_and_weights_errors_exit_2() {
     assert_eq!(bad_device.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad_device.stderr).contains("expected cpu, cuda or cuda:N"));
 }
+
+/// A copy of the synthetic weights with `value` as the first element of the tensor `key_suffix`.
+fn weights_with(out: &Path, key_suffix: &str, value: f32) -> std::path::PathBuf {
+    let mut bytes = std::fs::read(support::synthetic_hf_weights()).unwrap();
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let (key, entry) = header
+        .as_object()
+        .unwrap()
+        .iter()
+        .find(|(k, _)| k.ends_with(key_suffix))
+        .unwrap_or_else(|| panic!("no tensor *{key_suffix}"));
+    assert_eq!(entry["dtype"], "F32", "{key}");
+    let start = 8 + n + entry["data_offsets"][0].as_u64().unwrap() as usize;
+    bytes[start..start + 4].copy_from_slice(&value.to_le_bytes());
+    std::fs::create_dir_all(out).unwrap();
+    let path = out.join("nan.safetensors");
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn nan_weights_give_a_failure_line_per_image_and_the_run_goes_on() {
+    let out = OutDir::new("nan-weights");
+    let weights = weights_with(&out.path().join("w"), "cls_score.weight", f32::NAN);
+    let images = support::golden_dir().join("images");
+    let result = butd_extract()
+        .arg("--weights")
+        .arg(&weights)
+        .arg(images.join("chelsea_tiny.png"))
+        .arg(images.join("camera_gray.png"))
+        .arg("--out")
+        .arg(out.path().join("records"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(1), "exit 1, not a panic: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let failures = failure_lines(&out.path().join("records"));
+    assert_eq!(failures.len(), 2, "both images tried: {failures:?}");
+    for (_, _, reason) in &failures {
+        assert!(reason.contains("non-finite class scores"), "{reason}");
+    }
+}
+
+#[test]
+fn a_folder_with_link_loops_and_a_fifo_is_walked_and_the_run_completes() {
+    let out = OutDir::new("loops-fifo");
+    let images = out.path().join("images");
+    std::fs::create_dir_all(&images).unwrap();
+    std::fs::copy(
+        support::golden_dir().join("images/chelsea_tiny.png"),
+        images.join("chelsea_tiny.png"),
+    )
+    .unwrap();
+    std::os::unix::fs::symlink(".", images.join("l1")).unwrap();
+    std::os::unix::fs::symlink(".", images.join("l2")).unwrap();
+    let fifo = images.join("pipe.jpg");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let result = butd_extract()
+        .arg("--weights")
+        .arg(support::synthetic_hf_weights())
+        .arg(&images)
+        .arg("--out")
+        .arg(out.path().join("records"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("symbolic link loop"), "{stderr}");
+    let failures = failure_lines(&out.path().join("records"));
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0].1, "pipe");
+    assert!(failures[0].2.contains("FIFO"), "{failures:?}");
+    assert!(out.path().join("records/chelsea_tiny.safetensors").is_file());
+}

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use butd_preprocess::{net_input, ImageBgr};
 use tch::{Device, Kind, Tensor};
 
-use crate::heads::{Heads, NUM_ATTRIBUTES, NUM_CLASSES, POOL5_CHANNELS};
+use crate::heads::{ClassifyError, Heads, NUM_ATTRIBUTES, NUM_CLASSES, POOL5_CHANNELS};
 use crate::nms::BoxF32;
 use crate::proposals::{proposal_layer, ProposalConfig, ProposalStats};
 use crate::roi_pool::{roi_bins, RoiPooler};
@@ -61,8 +61,19 @@ pub enum DetectError {
         /// ([`crate::record::write_no_proposals_record`]).
         input: InputShape,
     },
+    #[error(
+        "non-finite RPN outputs (NaN or ±inf) in {count} values: the weights or the image are \
+         broken"
+    )]
+    NonFiniteRpn { count: usize },
+    #[error(transparent)]
+    Classify(#[from] ClassifyError),
     #[error("torch: {0}")]
     Torch(#[from] tch::TchError),
+    /// A libtorch exception (out of memory, a kernel error) or a broken internal invariant
+    /// inside this image: the image fails, the run goes on.
+    #[error("internal error on this image (libtorch or a butd check): {0}")]
+    Internal(String),
 }
 
 /// Below this the first convolution's output has a single row or column, where libtorch's and
@@ -260,8 +271,23 @@ impl Detector {
         &self.weights_path
     }
 
-    /// Runs the whole pipeline on one decoded image.
+    /// Runs the whole pipeline on one decoded image. A panic inside (tch's methods panic on a
+    /// libtorch exception such as out of memory; a broken invariant asserts) becomes
+    /// [`DetectError::Internal`], so that one image cannot end a long run: the detector holds
+    /// only its read-only weights, which a panic midway leaves as they were.
     pub fn detect(&self, image: &ImageBgr, opts: &DetectOptions) -> Result<Detection, DetectError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.detect_inner(image, opts)))
+            .unwrap_or_else(|payload| {
+                let message = payload
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_else(|| "a panic without a message".into());
+                Err(DetectError::Internal(message))
+            })
+    }
+
+    fn detect_inner(&self, image: &ImageBgr, opts: &DetectOptions) -> Result<Detection, DetectError> {
         let _no_grad = tch::no_grad_guard();
         let input = net_input(image)?;
         let (net_h, net_w) = (input.height, input.width);
@@ -278,6 +304,10 @@ impl Detector {
         let rpn = self.rpn.forward(&res4b22);
         let fg = to_host_f32(&rpn.cls_prob_reshape.narrow(1, 12, 12));
         let deltas = to_host_f32(&rpn.bbox_pred);
+        let non_finite = fg.iter().chain(&deltas).filter(|v| !v.is_finite()).count();
+        if non_finite > 0 {
+            return Err(DetectError::NonFiniteRpn { count: non_finite });
+        }
         let proposals = proposal_layer(&fg, &deltas, feat_h, feat_w, im_info, &opts.proposals);
         let shape = InputShape {
             orig_h: image.height,
@@ -314,7 +344,7 @@ impl Detector {
             .collect();
         drop(pooler);
         let pool5_flat = Tensor::cat(&pool5, 0);
-        let heads = self.heads.classify(&pool5_flat);
+        let heads = self.heads.classify(&pool5_flat)?;
 
         let cls_prob = to_host_f32(&heads.cls_prob);
         let attr_prob = to_host_f32(&heads.attr_prob);

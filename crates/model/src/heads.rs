@@ -24,6 +24,18 @@ pub const POOL5_CHANNELS: i64 = 2048;
 const EMBEDDING_DIM: i64 = 256;
 const ATTR_HIDDEN: i64 = 512;
 
+/// Why the heads give no output for an image.
+#[derive(Debug, thiserror::Error)]
+pub enum ClassifyError {
+    #[error(
+        "non-finite class scores (NaN or ±inf) on {rows} of {of} rois: the weights or the \
+         image's features are broken"
+    )]
+    NonFinite { rows: usize, of: usize },
+    #[error("torch: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
 /// res5a…res5c: stride 1 everywhere, 3×3 with dilation 2 and pad 2 (§4.2).
 pub const RES5: StageSpec = StageSpec {
     blocks: 3,
@@ -147,19 +159,29 @@ impl Heads {
             .mean_dim(Some([2i64, 3].as_slice()), false, Kind::Float)
     }
 
-    /// The classifier and the attribute branch on `pool5_flat` (§5.1, §5.3).
-    pub fn classify(&self, pool5_flat: &Tensor) -> HeadOutput {
+    /// The classifier and the attribute branch on `pool5_flat` (§5.1, §5.3). Non-finite class
+    /// scores (NaN weights or features) are an error: no class is the maximum of a NaN row, and
+    /// [`argmax_last`]'s −1 would reach `index_select`.
+    pub fn classify(&self, pool5_flat: &Tensor) -> Result<HeadOutput, ClassifyError> {
         let cls_score = self.cls_score.forward(pool5_flat);
+        let finite = cls_score.f_isfinite()?.f_all_dims(Some([1i64].as_slice()), false)?;
+        let bad = finite.f_logical_not()?.f_sum(Kind::Int64)?.f_int64_value(&[])?;
+        if bad > 0 {
+            return Err(ClassifyError::NonFinite {
+                rows: bad as usize,
+                of: pool5_flat.size()[0] as usize,
+            });
+        }
         let predicted_cls = argmax_last(&cls_score);
         let embedded = self.cls_embedding.index_select(0, &predicted_cls);
         let concat = Tensor::cat(&[pool5_flat, &embedded], 1);
         let fc_attr = self.fc_attr.forward(&concat).relu_();
         let attr_score = self.attr_score.forward(&fc_attr);
-        HeadOutput {
+        Ok(HeadOutput {
             cls_prob: cls_score.softmax(1, Kind::Float),
             predicted_cls,
             attr_prob: attr_score.softmax(1, Kind::Float),
-        }
+        })
     }
 
     /// Multiply-accumulates of res5 for one roi and of the heads for one roi.

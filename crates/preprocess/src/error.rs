@@ -10,6 +10,18 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error("{}: {what}, not an image file; skipped without reading it", path.display())]
+    NotAFile { path: PathBuf, what: &'static str },
+    #[error(
+        "{}: the file is {bytes} bytes, more than the limit of {max_bytes} bytes for an image \
+         file (DecodeOptions::max_file_bytes); not read",
+        path.display()
+    )]
+    FileTooLarge {
+        path: PathBuf,
+        bytes: u64,
+        max_bytes: u64,
+    },
     #[error("{name}: the file is empty (0 bytes); expected a JPEG or PNG image")]
     Empty { name: String },
     #[error(

@@ -386,3 +386,42 @@ fn net_input_refuses_bad_images() {
         "{err}"
     );
 }
+
+#[test]
+fn a_fifo_named_jpg_is_refused_without_blocking() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.jpg");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    // Opened for a blocking read, a FIFO without a writer would hang this test.
+    let err = decode_file(&fifo).unwrap_err();
+    assert!(matches!(err, Error::NotAFile { .. }), "{err}");
+    assert!(err.to_string().contains("FIFO"), "{err}");
+}
+
+#[test]
+fn a_device_named_jpg_is_refused_without_reading_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let zero = dir.path().join("zero.jpg");
+    std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
+    let err = decode_file(&zero).unwrap_err();
+    assert!(err.to_string().contains("a device"), "{err}");
+}
+
+#[test]
+fn a_3_gb_file_named_jpg_is_refused_before_it_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.jpg");
+    // Sparse: takes no disk space; reading it would take 3 GB of memory.
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(3 << 30)
+        .unwrap();
+    let err = decode_file(&big).unwrap_err();
+    assert!(
+        matches!(err, Error::FileTooLarge { bytes, max_bytes, .. }
+            if bytes == 3 << 30 && max_bytes == butd_preprocess::DEFAULT_MAX_FILE_BYTES),
+        "{err}"
+    );
+    assert!(err.to_string().contains("big.jpg"), "{err}");
+}

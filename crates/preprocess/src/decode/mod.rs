@@ -26,12 +26,19 @@ pub struct ImageBgr {
 /// because the float32 network input path needs several times the decoded size.
 pub const DEFAULT_MAX_PIXELS: u64 = 1 << 28;
 
+/// The default [`DecodeOptions::max_file_bytes`]: 1 GiB. A JPEG or PNG of the largest image
+/// allowed ([`DEFAULT_MAX_PIXELS`], 768 MiB of BGR pixels) stays below it even when stored
+/// uncompressed; a larger file is refused before a byte of it is read.
+pub const DEFAULT_MAX_FILE_BYTES: u64 = 1 << 30;
+
 /// How to decode. The defaults reproduce `cv2.imread(path)` of OpenCV ≥ 3.1.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DecodeOptions {
     /// Refuse (with [`Error::TooLarge`]) an image whose header announces more pixels than this,
     /// before any pixel memory is allocated.
     pub max_pixels: u64,
+    /// Refuse (with [`Error::FileTooLarge`]) a file larger than this, before reading it.
+    pub max_file_bytes: u64,
     /// Rotate/flip by the EXIF Orientation tag like OpenCV ≥ 3.1 (§1.1). `false` gives OpenCV 2.4's
     /// behaviour (the tag is ignored).
     pub apply_exif_orientation: bool,
@@ -41,6 +48,7 @@ impl Default for DecodeOptions {
     fn default() -> Self {
         Self {
             max_pixels: DEFAULT_MAX_PIXELS,
+            max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             apply_exif_orientation: true,
         }
     }
@@ -53,11 +61,65 @@ pub fn decode_file(path: &Path) -> Result<ImageBgr, Error> {
 
 /// [`decode_file`] with explicit options.
 pub fn decode_file_with(path: &Path, options: &DecodeOptions) -> Result<ImageBgr, Error> {
-    let bytes = std::fs::read(path).map_err(|source| Error::Io {
+    let bytes = read_image_file(path, options.max_file_bytes)?;
+    decode_bytes_with(&bytes, &path.display().to_string(), options)
+}
+
+/// The bytes of a regular file of at most `max_bytes`. The file is opened non-blocking and
+/// checked through its open handle before anything is read: a FIFO or a device named `*.jpg`
+/// would otherwise block the run or stream forever (`/dev/zero`), and a huge file would be
+/// read whole into memory.
+fn read_image_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>, Error> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    /// O_NONBLOCK on Linux: opening a FIFO without a writer returns at once instead of waiting.
+    const O_NONBLOCK: i32 = 0o4000;
+    let io = |source| Error::Io {
         path: path.to_path_buf(),
         source,
-    })?;
-    decode_bytes_with(&bytes, &path.display().to_string(), options)
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(O_NONBLOCK)
+        .open(path)
+        .map_err(io)?;
+    let meta = file.metadata().map_err(io)?;
+    let kind = meta.file_type();
+    if !kind.is_file() {
+        let what = if kind.is_fifo() {
+            "a FIFO (named pipe)"
+        } else if kind.is_char_device() || kind.is_block_device() {
+            "a device"
+        } else if kind.is_socket() {
+            "a socket"
+        } else {
+            "not a regular file"
+        };
+        return Err(Error::NotAFile {
+            path: path.to_path_buf(),
+            what,
+        });
+    }
+    if meta.len() > max_bytes {
+        return Err(Error::FileTooLarge {
+            path: path.to_path_buf(),
+            bytes: meta.len(),
+            max_bytes,
+        });
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // `take`: a file that grows while it is read still stops at the limit.
+    file.take(max_bytes + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    if bytes.len() as u64 > max_bytes {
+        return Err(Error::FileTooLarge {
+            path: path.to_path_buf(),
+            bytes: bytes.len() as u64,
+            max_bytes,
+        });
+    }
+    Ok(bytes)
 }
 
 /// `cv2.imdecode(bytes, IMREAD_COLOR)`; `name` only labels error messages.
