@@ -35,16 +35,42 @@ pub struct Record {
     pub soft_labels: Option<Vec<f32>>,
 }
 
-/// How a record's image id is derived from its image's file stem (the record's `image_name`
-/// metadata without extension, or the record file's stem when that is absent).
+/// Width of the features (`pool5_flat`) that every downstream consumer assumes.
+pub const FEATURE_DIM: usize = 2048;
+/// Visual Genome object classes (0-based ids, background excluded).
+pub const NUM_OBJECTS: i64 = 1600;
+/// Visual Genome attributes (0-based ids, "no attribute" excluded).
+pub const NUM_ATTRIBUTES: i64 = 400;
+
+/// An image id as the writers use it: a file name (UNITER npz), a TSV field, a DB key. It must
+/// not be empty, `.` or `..`, start with `.`, hold a path separator or a control character
+/// (a tab or line break splits a TSV row; a separator or `..` would write outside the output).
+pub fn check_image_id(id: &str) -> Result<(), String> {
+    let why = if id.is_empty() {
+        "is empty"
+    } else if id.starts_with('.') {
+        "starts with '.' (`..` or a hidden file name)"
+    } else if id.contains(['/', '\\']) {
+        "holds a path separator"
+    } else if id.chars().any(char::is_control) {
+        "holds a control character (tab, line break, …)"
+    } else {
+        return Ok(());
+    };
+    Err(format!("image id {id:?} {why}; it cannot name a file or a TSV field"))
+}
+
+/// How a record's image id is derived from the record's own id: its file name without
+/// `.safetensors`, which is the id `butd extract` chose (`--id-policy`), never the image's
+/// file name (two images `a/1.jpg` and `b/1.jpg` have one file name and two records).
 #[derive(Debug, Clone, PartialEq)]
 pub enum IdPolicy {
-    /// The stem itself, as LXMERT (`img_id`) and UNITER (npz name) use it.
+    /// The record id itself, as LXMERT (`img_id`) and UNITER (npz name) use it.
     Stem,
     /// The trailing decimal digits of the stem as an integer, as BUTD TSV and the VQA HDF5 index
     /// need it: `COCO_val2014_000000123456` → `123456`.
     IntSuffix,
-    /// Looked up by stem in a table (from a JSON object `{stem: id}`).
+    /// Looked up by record id in a table (from a JSON object `{record id: image id}`).
     Map(HashMap<String, String>),
 }
 
@@ -72,6 +98,7 @@ impl IdPolicy {
                     )))
                 }
             };
+            check_image_id(&id).map_err(|e| bad(format!("the value of {stem:?}: {e}")))?;
             map.insert(stem.clone(), id);
         }
         Ok(IdPolicy::Map(map))
@@ -170,17 +197,47 @@ impl Record {
             .map(|s| s.len() / k)
     }
 
-    /// The stem the id policy applies to: `image_name` metadata without its extension, else the
-    /// record file's stem.
-    pub fn image_stem(path: &Path, image_name: Option<&str>) -> String {
-        let from_name = image_name
-            .and_then(|n| Path::new(n).file_stem())
-            .map(|s| s.to_string_lossy().into_owned());
-        from_name.unwrap_or_else(|| {
-            path.file_stem()
-                .map(|s| s.to_string_lossy().into_owned())
-                .unwrap_or_default()
-        })
+    /// The record's own id, which the id policy applies to: its file name without
+    /// `.safetensors` (what `butd extract` named it).
+    pub fn record_id(path: &Path) -> String {
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }
+
+    /// What `butd export` requires of every record before a writer sees it: finite boxes and
+    /// features, [`FEATURE_DIM`] features per box, label ids within the Visual Genome
+    /// vocabularies and a usable image id ([`check_image_id`]).
+    pub fn check_exportable(&self) -> Result<(), String> {
+        check_image_id(&self.image_id)?;
+        if self.feature_dim != FEATURE_DIM {
+            return Err(format!(
+                "features are {} wide, expected {FEATURE_DIM} (pool5_flat)",
+                self.feature_dim
+            ));
+        }
+        fn non_finite(name: &str, mut values: impl Iterator<Item = f32>) -> Result<(), String> {
+            match values.position(|v| !v.is_finite()) {
+                Some(i) => Err(format!(
+                    "{name} holds a non-finite value (NaN or ±inf) at flat index {i}"
+                )),
+                None => Ok(()),
+            }
+        }
+        non_finite("boxes", self.boxes.iter().flatten().copied())?;
+        non_finite("features", self.features.iter().copied())?;
+        for (name, ids, n) in [
+            ("objects_id", &self.objects_id, NUM_OBJECTS),
+            ("attrs_id", &self.attrs_id, NUM_ATTRIBUTES),
+        ] {
+            if let Some(bad) = ids.iter().flatten().find(|&&i| !(0..n).contains(&i)) {
+                return Err(format!("{name} holds {bad}, outside 0..{n}"));
+            }
+        }
+        for (name, conf) in [("objects_conf", &self.objects_conf), ("attrs_conf", &self.attrs_conf)] {
+            non_finite(name, conf.iter().flatten().copied())?;
+        }
+        Ok(())
     }
 
     /// Reads a record file. A record without detections (the golden crash record, or K = 0)
@@ -294,8 +351,7 @@ impl Record {
             text.parse()
                 .map_err(|_| bad(format!("metadata `{key}` = {text:?} is not an integer")))
         };
-        let stem = Record::image_stem(path, meta.get("image_name").map(String::as_str));
-        let image_id = policy.image_id(&stem).map_err(bad)?;
+        let image_id = policy.image_id(&Record::record_id(path)).map_err(bad)?;
         Ok(Record {
             image_id,
             image_h: dim("orig_h")?,
@@ -341,11 +397,17 @@ mod tests {
     }
 
     #[test]
-    fn stem_comes_from_the_image_name_first() {
-        assert_eq!(
-            Record::image_stem(Path::new("d/x.safetensors"), Some("COCO_1.jpg")),
-            "COCO_1"
-        );
-        assert_eq!(Record::image_stem(Path::new("d/x.safetensors"), None), "x");
+    fn the_id_is_the_record_file_name_not_the_image_name() {
+        assert_eq!(Record::record_id(Path::new("d/a_1.safetensors")), "a_1");
+    }
+
+    #[test]
+    fn ids_that_could_leave_the_output_or_split_a_row_are_refused() {
+        for bad in ["", ".", "..", "../x", "a/b", "a\\b", "a\tb", "a\nb", "a\rb", ".hidden"] {
+            assert!(check_image_id(bad).is_err(), "{bad:?}");
+        }
+        for good in ["42", "COCO_val2014_000000000042", "a b", "x..y"] {
+            assert!(check_image_id(good).is_ok(), "{good:?}");
+        }
     }
 }

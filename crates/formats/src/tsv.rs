@@ -1,6 +1,7 @@
 //! The two Caffe-era TSVs (docs/formats.md (a) BUTD `generate_tsv.py`, (b) LXMERT obj36): Python's
 //! `csv.DictWriter(delimiter='\t')` rows in the excel dialect (`\r\n`, no header, no quoting
 //! needed), numbers in decimal, arrays as standard padded base64 of little-endian bytes.
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::marker::PhantomData;
@@ -53,27 +54,51 @@ fn push_b64<T: Copy, const N: usize>(
 /// A TSV file being written: appended to in place (like `generate_tsv.py`'s `'ab'`), or built
 /// under a temporary name beside its path and renamed into place by [`TsvFile::commit`], so an
 /// interrupted export leaves no half-written file.
+///
+/// Appending is idempotent and all-or-nothing: the ids already in the file are read first
+/// ([`TsvFile::existing_ids`]; generate_tsv.py skipped them the same way), a torn last row left
+/// by a killed earlier run is cut off, and a run that fails or is dropped before
+/// [`TsvFile::commit`] truncates the file back to the length it had.
 pub struct TsvFile {
     path: PathBuf,
     out: BufWriter<TsvTarget>,
+    existing: HashSet<String>,
+    torn_bytes: u64,
 }
 
 enum TsvTarget {
-    Append(File),
+    Append(AppendGuard),
     Temp(tempfile::NamedTempFile),
+}
+
+/// The appended file and its length before this run; truncated back to it when dropped
+/// uncommitted.
+struct AppendGuard {
+    file: File,
+    start: u64,
+    committed: bool,
+}
+
+impl Drop for AppendGuard {
+    fn drop(&mut self) {
+        if !self.committed {
+            // Best effort: the run is failing already; its error is the one reported.
+            let _ = self.file.set_len(self.start);
+        }
+    }
 }
 
 impl Write for TsvTarget {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         match self {
-            TsvTarget::Append(f) => f.write(buf),
+            TsvTarget::Append(g) => g.file.write(buf),
             TsvTarget::Temp(f) => f.write(buf),
         }
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         match self {
-            TsvTarget::Append(f) => f.flush(),
+            TsvTarget::Append(g) => g.file.flush(),
             TsvTarget::Temp(f) => f.flush(),
         }
     }
@@ -89,33 +114,80 @@ impl Write for TsvFile {
     }
 }
 
+/// The first field of every complete row of `file`, and the length of the complete rows (a
+/// last row without its line end was torn by a killed writer).
+fn scan_rows(file: &File, path: &Path) -> Result<(HashSet<String>, u64), FormatError> {
+    let mut reader = BufReader::with_capacity(1 << 20, file);
+    let (mut ids, mut complete, mut line) = (HashSet::new(), 0u64, Vec::new());
+    loop {
+        line.clear();
+        let n = reader
+            .read_until(b'\n', &mut line)
+            .map_err(FormatError::io(path))?;
+        if n == 0 || line.last() != Some(&b'\n') {
+            return Ok((ids, complete));
+        }
+        complete += n as u64;
+        let id = line.split(|&b| b == b'\t').next().unwrap_or_default();
+        ids.insert(String::from_utf8_lossy(id).trim_end().to_string());
+    }
+}
+
 impl TsvFile {
     fn create(path: &Path, append: bool) -> Result<TsvFile, FormatError> {
-        let target = if append {
-            TsvTarget::Append(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(FormatError::io(path))?,
-            )
+        let (target, existing, torn_bytes) = if append {
+            let file = OpenOptions::new()
+                .create(true)
+                .read(true)
+                .append(true)
+                .open(path)
+                .map_err(FormatError::io(path))?;
+            let len = file.metadata().map_err(FormatError::io(path))?.len();
+            let (existing, complete) = scan_rows(&file, path)?;
+            if complete < len {
+                file.set_len(complete).map_err(FormatError::io(path))?;
+            }
+            let guard = AppendGuard {
+                file,
+                start: complete,
+                committed: false,
+            };
+            (TsvTarget::Append(guard), existing, len - complete)
         } else {
-            TsvTarget::Temp(crate::fs::temp_beside(path)?)
+            let tmp = crate::fs::temp_beside(path)?;
+            (TsvTarget::Temp(tmp), HashSet::new(), 0)
         };
         Ok(TsvFile {
             path: path.to_path_buf(),
             out: BufWriter::with_capacity(1 << 20, target),
+            existing,
+            torn_bytes,
         })
     }
 
-    /// Flushes, and renames a new file into place; returns its path.
+    /// The ids (first fields) of the rows already in an appended file; empty for a new one.
+    pub fn existing_ids(&self) -> &HashSet<String> {
+        &self.existing
+    }
+
+    /// Bytes of a torn last row that opening for `--append` cut off (0 when none).
+    pub fn torn_bytes(&self) -> u64 {
+        self.torn_bytes
+    }
+
+    /// Flushes, and renames a new file into place (an appended one is synced); returns its
+    /// path.
     pub fn commit(self) -> Result<PathBuf, FormatError> {
         let target = self.out.into_inner().map_err(|e| FormatError::Io {
             path: self.path.clone(),
             error: e.into_error(),
         })?;
-        if let TsvTarget::Temp(tmp) = target {
-            crate::fs::persist(tmp, &self.path)?;
+        match target {
+            TsvTarget::Temp(tmp) => crate::fs::persist(tmp, &self.path)?,
+            TsvTarget::Append(mut guard) => {
+                guard.file.sync_data().map_err(FormatError::io(&self.path))?;
+                guard.committed = true;
+            }
         }
         Ok(self.path)
     }
@@ -234,12 +306,18 @@ impl<F: TsvFormat, W: Write> TsvWriter<F, W> {
     }
 
     pub fn write(&mut self, r: &Record) -> Result<(), FormatError> {
+        crate::record::check_image_id(&r.image_id).map_err(|e| self.out.unsupported(r, e))?;
         F::write_row(&mut self.out, r)
     }
 
     /// Flushes and returns the underlying writer.
     pub fn finish(self) -> Result<W, FormatError> {
         self.out.finish()
+    }
+
+    /// The underlying writer (e.g. [`TsvFile::existing_ids`]).
+    pub fn target(&self) -> &W {
+        &self.out.out
     }
 }
 

@@ -2,6 +2,12 @@
 //! describes each as its consumer reads it). Reads every `*.safetensors` record of a
 //! directory in file-name order, one at a time, and writes one output; records without
 //! detections (Caffe's crash record, K = 0) are skipped with a warning.
+//!
+//! The image id comes from the record's own id (its file name, chosen by `butd extract`), never
+//! from the image's file name. Before a writer sees a record it is checked
+//! ([`Record::check_exportable`]: finite values, 2048 features, label ids in range, an id that
+//! cannot leave the output), and two records giving one id stop the export.
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -30,7 +36,7 @@ enum Format {
 enum IdPolicyArg {
     /// int-suffix for butd-tsv and vqa-hdf5 (integer ids), stem otherwise; map with --id-map
     Auto,
-    /// The image file's stem (LXMERT img_id, UNITER names)
+    /// The record's id (LXMERT img_id, UNITER names)
     Stem,
     /// Trailing digits of the stem: COCO_val2014_000000123456 → 123456
     IntSuffix,
@@ -57,13 +63,14 @@ pub struct Args {
     /// directory that receives <db_name>/ and the nbb file)
     #[arg(short, long, value_name = "PATH")]
     output: PathBuf,
-    /// How image ids are derived from image file stems
+    /// How image ids are derived from the records' ids (their file names)
     #[arg(long, value_enum, default_value = "auto")]
     id_policy: IdPolicyArg,
-    /// JSON object {"<image stem>": <id>} for --id-policy map (implies it under auto)
+    /// JSON object {"<record id>": <image id>} for --id-policy map (implies it under auto)
     #[arg(long, value_name = "JSON")]
     id_map: Option<PathBuf>,
-    /// TSV: append rows to OUT (generate_tsv.py's 'ab') instead of replacing it atomically
+    /// TSV: append rows to OUT (generate_tsv.py's 'ab') instead of replacing it atomically;
+    /// ids already in OUT are skipped, and a failed run leaves OUT as it was
     #[arg(long)]
     append: bool,
     /// UNITER: prefix of the npz names / LMDB keys (generate_npz.py uses "<dataset>_", e.g. nlvr2_)
@@ -168,6 +175,16 @@ impl Sink {
         Ok(())
     }
 
+    /// The ids already in an appended TSV (skipped), and the bytes of a torn last row cut off.
+    fn existing(&self) -> Option<(&HashSet<String>, u64)> {
+        let file = match self {
+            Sink::ButdTsv(w) => w.target(),
+            Sink::LxmertTsv(w) => w.target(),
+            _ => return None,
+        };
+        Some((file.existing_ids(), file.torn_bytes()))
+    }
+
     /// Completes the output; returns the paths written.
     fn finish(self) -> anyhow::Result<Vec<PathBuf>> {
         Ok(match self {
@@ -227,13 +244,40 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ProgressStyle::with_template("{bar:40} {pos}/{len} records, {elapsed} (eta {eta})")
             .expect("static progress template"),
     );
-    let (mut written, mut skipped) = (0usize, 0usize);
+    let (mut written, mut skipped, mut present) = (0usize, 0usize, 0usize);
+    let mut by_id: HashMap<String, PathBuf> = HashMap::new();
+    let empty = HashSet::new();
+    let (existing, torn) = sink.existing().unwrap_or((&empty, 0));
+    let existing = existing.clone();
+    if torn > 0 {
+        eprintln!(
+            "warning: {}: cut off a torn last row ({torn} bytes) left by an interrupted run",
+            args.output.display()
+        );
+    }
     for file in &files {
         match Record::read_safetensors(file, &policy) {
             Ok(record) => {
-                sink.write(&record, args.without_soft_labels)
-                    .with_context(|| format!("{}", file.display()))?;
-                written += 1;
+                record
+                    .check_exportable()
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                if let Some(first) = by_id.insert(record.image_id.clone(), file.clone()) {
+                    bail!(
+                        "{} and {} both give the image id {:?}; the output would hold one \
+                         image's features under the other's id (choose another --id-policy or \
+                         --id-map)",
+                        first.display(),
+                        file.display(),
+                        record.image_id
+                    );
+                }
+                if existing.contains(&record.image_id) {
+                    present += 1;
+                } else {
+                    sink.write(&record, args.without_soft_labels)
+                        .with_context(|| format!("{}", file.display()))?;
+                    written += 1;
+                }
             }
             Err(e @ FormatError::NoDetections { .. }) => {
                 bar.suspend(|| eprintln!("warning: skipped {e}"));
@@ -244,7 +288,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         bar.inc(1);
     }
     bar.finish_and_clear();
-    if written == 0 {
+    if written == 0 && present == 0 {
         bail!(
             "{}: no record with detections to export",
             args.records.display()
@@ -252,12 +296,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let outputs = sink.finish()?;
     let outputs: Vec<String> = outputs.iter().map(|p| p.display().to_string()).collect();
+    let mut notes = Vec::new();
+    if skipped > 0 {
+        notes.push(format!("{skipped} without detections skipped"));
+    }
+    if present > 0 {
+        notes.push(format!("{present} already in the file skipped"));
+    }
     eprintln!(
         "exported {written} image(s){} to {}",
-        if skipped > 0 {
-            format!(" ({skipped} without detections skipped)")
-        } else {
+        if notes.is_empty() {
             String::new()
+        } else {
+            format!(" ({})", notes.join(", "))
         },
         outputs.join(" and ")
     );

@@ -1,0 +1,202 @@
+//! `butd export` end to end on small hand-made records: ids, checks, `--append`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// One record as `butd extract` writes it (the tensors `butd export` reads), K boxes.
+struct Rec<'a> {
+    /// Record file name without `.safetensors`.
+    id: &'a str,
+    image_name: &'a str,
+    k: usize,
+    width: usize,
+    feature: f32,
+    objects_id: i64,
+}
+
+impl Rec<'_> {
+    fn new(id: &str) -> Rec<'_> {
+        Rec {
+            id,
+            image_name: "img.jpg",
+            k: 2,
+            width: 2048,
+            feature: 0.5,
+            objects_id: 3,
+        }
+    }
+
+    fn write(&self, dir: &Path) -> PathBuf {
+        let k = self.k;
+        let f32s = |v: Vec<f32>| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let i64s = |v: Vec<i64>| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let f64s = |v: Vec<f64>| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+        let tensors: Vec<(&str, &str, Vec<usize>, Vec<u8>)> = vec![
+            ("boxes", "F32", vec![k, 4], f32s((0..k * 4).map(|i| i as f32).collect())),
+            ("features", "F32", vec![k, self.width], f32s(vec![self.feature; k * self.width])),
+            ("keep", "I64", vec![k], i64s((0..k as i64).collect())),
+            ("max_conf", "F64", vec![k], f64s(vec![0.5; k])),
+            ("objects_id", "I64", vec![k], i64s(vec![self.objects_id; k])),
+            ("objects_conf", "F32", vec![k], f32s(vec![0.5; k])),
+            ("attrs_id", "I64", vec![k], i64s(vec![1; k])),
+            ("attrs_conf", "F32", vec![k], f32s(vec![0.5; k])),
+        ];
+        let mut header = serde_json::Map::new();
+        let meta = serde_json::json!({
+            "format": "butd-record-v1", "image_name": self.image_name,
+            "orig_h": "100", "orig_w": "200", "result": "detections",
+        });
+        header.insert("__metadata__".into(), meta);
+        let mut data = Vec::new();
+        for (name, dtype, shape, bytes) in &tensors {
+            let start = data.len();
+            data.extend_from_slice(bytes);
+            header.insert(
+                name.to_string(),
+                serde_json::json!({"dtype": dtype, "shape": shape, "data_offsets": [start, data.len()]}),
+            );
+        }
+        let header = serde_json::to_vec(&header).unwrap();
+        let mut file = (header.len() as u64).to_le_bytes().to_vec();
+        file.extend_from_slice(&header);
+        file.extend_from_slice(&data);
+        std::fs::create_dir_all(dir).unwrap();
+        let path = dir.join(format!("{}.safetensors", self.id));
+        std::fs::write(&path, file).unwrap();
+        path
+    }
+}
+
+fn butd(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_butd"))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The first field of each row of a TSV.
+fn tsv_ids(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| l.split('\t').next().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn the_exported_id_is_the_record_id_not_the_image_file_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // Two images named 1.jpg in two folders: extract gave them the ids a_1 and b_1.
+    Rec { image_name: "1.jpg", ..Rec::new("a_1") }.write(&d.join("recs"));
+    Rec { image_name: "1.jpg", ..Rec::new("b_1") }.write(&d.join("recs"));
+    let o = butd(&["export", "--records", "recs", "--format", "lxmert-tsv", "-o", "out.tsv"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(tsv_ids(&d.join("out.tsv")), ["a_1", "b_1"]);
+}
+
+#[test]
+fn two_records_giving_one_id_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    Rec::new("COCO_1").write(&d.join("recs"));
+    Rec::new("VG_0001").write(&d.join("recs"));
+    let o = butd(&["export", "--records", "recs", "--format", "butd-tsv", "-o", "out.tsv"], d);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("both give the image id \"1\""), "{}", stderr(&o));
+    assert!(!d.join("out.tsv").exists());
+}
+
+#[test]
+fn id_map_values_and_name_prefixes_cannot_leave_the_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    Rec::new("coffee").write(&d.join("recs"));
+    std::fs::write(d.join("map.json"), r#"{"coffee": "../../x"}"#).unwrap();
+    let o = butd(
+        &["export", "--records", "recs", "--format", "uniter-npz", "-o", "npz",
+          "--id-map", "map.json", "--without-soft-labels"],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("cannot name a file"), "{}", stderr(&o));
+    let o = butd(
+        &["export", "--records", "recs", "--format", "uniter-npz", "-o", "npz",
+          "--name-prefix", "../x_", "--without-soft-labels"],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--name-prefix"), "{}", stderr(&o));
+    let escaped: Vec<_> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".npz"))
+        .collect();
+    assert!(escaped.is_empty(), "{escaped:?}");
+    assert!(!d.parent().unwrap().join("x.npz").exists());
+}
+
+#[test]
+fn non_finite_features_a_wrong_width_and_label_ids_out_of_range_are_refused() {
+    for (rec, expected) in [
+        (Rec { feature: f32::NAN, ..Rec::new("1") }, "non-finite"),
+        (Rec { feature: f32::INFINITY, ..Rec::new("1") }, "non-finite"),
+        (Rec { width: 1024, ..Rec::new("1") }, "expected 2048"),
+        (Rec { objects_id: 1600, ..Rec::new("1") }, "outside 0..1600"),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        rec.write(&d.join("recs"));
+        let o = butd(&["export", "--records", "recs", "--format", "lxmert-tsv", "-o", "o.tsv"], d);
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        assert!(stderr(&o).contains(expected), "{expected}: {}", stderr(&o));
+        assert!(!d.join("o.tsv").exists());
+    }
+}
+
+#[test]
+fn append_twice_writes_each_id_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    Rec::new("1").write(&d.join("recs"));
+    Rec::new("2").write(&d.join("recs"));
+    let args = ["export", "--records", "recs", "--format", "butd-tsv", "-o", "o.tsv", "--append"];
+    for _ in 0..2 {
+        let o = butd(&args, d);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    assert_eq!(tsv_ids(&d.join("o.tsv")), ["1", "2"]);
+    Rec::new("3").write(&d.join("recs"));
+    let o = butd(&args, d);
+    assert!(stderr(&o).contains("2 already in the file skipped"), "{}", stderr(&o));
+    assert_eq!(tsv_ids(&d.join("o.tsv")), ["1", "2", "3"]);
+}
+
+#[test]
+fn a_failed_append_leaves_the_file_as_it_was_and_a_torn_row_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    Rec::new("1").write(&d.join("recs"));
+    let args = ["export", "--records", "recs", "--format", "butd-tsv", "-o", "o.tsv", "--append"];
+    assert!(butd(&args, d).status.success());
+    let before = std::fs::read(d.join("o.tsv")).unwrap();
+    // Record 2 is written, then record 3 (NaN) fails the run: no row of 2 may stay.
+    Rec::new("2").write(&d.join("recs"));
+    Rec { feature: f32::NAN, ..Rec::new("3") }.write(&d.join("recs"));
+    assert_eq!(butd(&args, d).status.code(), Some(2));
+    assert_eq!(std::fs::read(d.join("o.tsv")).unwrap(), before);
+    // A killed writer's half row: cut off at the next append.
+    std::fs::remove_file(d.join("recs/3.safetensors")).unwrap();
+    let mut torn = before.clone();
+    torn.extend_from_slice(b"2\t200\t100\t2\tAAAA");
+    std::fs::write(d.join("o.tsv"), torn).unwrap();
+    let o = butd(&args, d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("torn last row"), "{}", stderr(&o));
+    assert_eq!(tsv_ids(&d.join("o.tsv")), ["1", "2"]);
+}
