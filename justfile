@@ -13,7 +13,7 @@ demo:
 test:
     bash scripts/test.sh
 
-# Parity gate of the reference network against ../shared/golden
+# Parity gate of the reference network against the golden Caffe outputs in golden/
 golden-check:
     bash scripts/golden-check.sh
 
@@ -21,8 +21,9 @@ golden-check:
 fuzz seconds="60":
     bash scripts/fuzz.sh {{seconds}}
 
-# Every benchmark
-bench: bench-read bench-convert bench-extract bench-verify bench-verify-tsv
+# Every benchmark (the seven below, in this order)
+bench:
+    bash scripts/bench.sh all
 
 bench-read:
     bash scripts/bench.sh read
@@ -38,6 +39,16 @@ bench-verify:
 
 bench-verify-tsv:
     bash scripts/bench.sh verify-tsv
+
+bench-host:
+    bash scripts/bench.sh host
+
+bench-resize:
+    bash scripts/bench.sh resize
+
+# Write the synthetic BUTD caffemodel of golden/SYNTHETIC.md to FILE
+synth file="synthetic.caffemodel":
+    cargo run -q --release -p butd -- synth -o {{file}}
 
 # Winoground walk-through: verify against an LXMERT TSV and a UNITER img_db
 winoground:

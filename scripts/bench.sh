@@ -2,10 +2,11 @@
 # Benchmarks, each printing its figures next to the target and the yardstick.
 #   scripts/bench.sh read|convert|extract|verify|verify-tsv|host|resize|all
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
-cd "$here"
-source scripts/env.sh
+source "$(dirname "$0")/lib.sh"
+cd "$BUTD_ROOT"
 what="${1:-all}"
+# read and convert time the synthetic model in the cache: write it first when missing.
+case "$what" in read|convert|all) butd_build; synthetic_model >/dev/null ;; esac
 run() { echo "== bench $1"; shift; "$@"; }
 case "$what" in
   read|all)    run read    cargo run -q --release -p butd-caffe   --example bench_read ;;&

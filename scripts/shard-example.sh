@@ -4,25 +4,17 @@
 # merge`. Kill any shard (even with kill -9) and run this script again: every shard resumes
 # where it stopped. Under Slurm, Kubernetes or Ray only the launching changes (docs/extract.md).
 #
-#   scripts/shard-example.sh [IMAGES_FOLDER] [N]      (default: ../shared/golden/images, 2)
+#   scripts/shard-example.sh [IMAGES_FOLDER] [N]      (default: golden/images, 2)
 #
 # Weights: $WEIGHTS, else the synthetic model converted into $BUTD_CACHE (as scripts/demo.sh).
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
-cd "$here"
-source scripts/env.sh
-shared="${BUTD_SHARED:-$here/../shared}"
-images="${1:-$shared/golden/images}"
+source "$(dirname "$0")/lib.sh"
+cd "$BUTD_ROOT"
+images="${1:-$BUTD_GOLDEN/images}"
 n="${2:-2}"
-butd="$here/target/release/butd"
-[ -x "$butd" ] && [ -x "$here/target/release/butd-extract" ] ||
-    cargo build --release -p butd -p butd-extract
-weights="${WEIGHTS:-$BUTD_CACHE/synthetic-hf.safetensors}"
-if [ ! -f "$weights" ]; then
-    model="$BUTD_CACHE/synthetic.caffemodel"
-    [ -f "$model" ] || { python3 "$shared/golden/make_synthetic_caffemodel.py" "$model.tmp" && mv "$model.tmp" "$model"; }
-    "$butd" convert "$model" --map mappings/caffe-to-hf-frcnn.toml -o "$weights"
-fi
+butd="$BUTD"
+butd_build
+weights="${WEIGHTS:-$(synthetic_weights)}"
 out="${OUT:-$BUTD_CACHE/shard-example}"
 
 # On one CPU machine the shards share its cores: give each its share of libtorch's threads.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command: set-up (idempotent), the whole workspace's tests in release mode
 # (one build profile shared with the binaries), a bounded fuzz run of the caffemodel decoder,
-# and the parity gate of the reference network against the shared golden Caffe outputs.
+# and the parity gate of the reference network against the golden Caffe outputs in golden/.
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"

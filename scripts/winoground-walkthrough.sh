@@ -10,12 +10,12 @@
 # Every step checks verify's exit status (0 = gate passed, 1 = gate failed); the script fails
 # if one is not what the walk-through says.
 set -euo pipefail
-here=$(cd "$(dirname "$0")/.." && pwd)
-cd "$here"
-source scripts/env.sh
-BUTD="${BUTD:-$here/target/release/butd}"
+BUTD_OVERRIDE="${BUTD:-}"
+source "$(dirname "$0")/lib.sh"
+cd "$BUTD_ROOT"
+BUTD="${BUTD_OVERRIDE:-$BUTD}"
 [ -x "$BUTD" ] || cargo build --release -p butd
-golden="${BUTD_SHARED:-$here/../shared}/golden"
+golden="$BUTD_GOLDEN"
 work=$(mktemp -d "${TMPDIR:-/tmp}/butd-winoground.XXXXXX")
 if [ "${KEEP:-0}" = 1 ]; then echo "work directory: $work"; else trap 'rm -rf "$work"' EXIT; fi
 reports="$work/reports"

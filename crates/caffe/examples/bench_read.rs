@@ -6,7 +6,7 @@
 //! cargo run --release -p butd-caffe --example bench_read -- [MODEL] [--iters N]
 //! ```
 //! MODEL defaults to `$BUTD_CACHE/synthetic.caffemodel` (make it with
-//! `python3 ../shared/golden/make_synthetic_caffemodel.py $BUTD_CACHE/synthetic.caffemodel`).
+//! `butd synth -o $BUTD_CACHE/synthetic.caffemodel`; `scripts/bench.sh` does).
 //!
 //! Two passes, in this order because peak RSS (VmHWM) only grows:
 //! 1. streaming: each blob converted in chunks of 1 Mi values into one reused buffer, the way

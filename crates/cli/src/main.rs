@@ -33,6 +33,8 @@ enum Command {
     Export(cmd::export::Args),
     /// Combine the output folders of `butd extract` shards into one
     Merge(cmd::merge::Args),
+    /// Write the synthetic BUTD caffemodel the golden outputs were computed from (golden/SYNTHETIC.md)
+    Synth(cmd::synth::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => cmd::verify::run(a),
         Command::Export(a) => cmd::export::run(a),
         Command::Merge(a) => cmd::merge::run(a),
+        Command::Synth(a) => cmd::synth::run(a),
     };
     match result {
         Ok(code) => code,

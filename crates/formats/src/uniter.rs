@@ -650,7 +650,7 @@ mod tests {
 
     #[test]
     fn python_float_str_of_golden_scales() {
-        // The golden metadata's im_scale strings (shared/golden/index.json).
+        // The golden metadata's im_scale strings (golden/index.json).
         assert_eq!(python_float_str(1.5625), "1.5625");
         assert_eq!(python_float_str(1000.0 / 1100.0), "0.9090909090909091");
         assert_eq!(python_float_str(20.0), "20.0");

@@ -1,4 +1,4 @@
-//! Every writer's output read back two ways, against the golden records of `../shared/golden`:
+//! Every writer's output read back two ways, against the golden records of `golden/`:
 //! by the consumer's own reading code in Python (`tests/py/read_<format>.py`, which derives what
 //! the consumer must see from the golden files with the producer's NumPy arithmetic and compares
 //! bit for bit), and by this crate's readers (round trip).
@@ -17,20 +17,8 @@ use butd_formats::{
     UniterOptions, VqaHdf5, VqaHdf5Writer, VqaImage, VqaLayout,
 };
 
-fn shared_dir() -> PathBuf {
-    std::env::var_os("BUTD_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
-
 fn golden() -> PathBuf {
-    let dir = shared_dir().join("golden");
-    assert!(
-        dir.join("coffee.safetensors").is_file(),
-        "{}: golden records not found (set BUTD_SHARED)",
-        dir.display()
-    );
-    dir
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../golden")
 }
 
 fn py_dir() -> PathBuf {

@@ -135,7 +135,7 @@ fn main() -> std::process::ExitCode {
     }
     if !model.exists() {
         eprintln!(
-            "{} is missing; generate it with\n  python3 ../shared/golden/make_synthetic_caffemodel.py {}",
+            "{} is missing; generate it with\n  butd synth -o {}",
             model.display(),
             model.display()
         );

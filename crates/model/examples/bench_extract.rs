@@ -6,7 +6,7 @@
 //!
 //! Prints seconds per image, the network's FLOPs counted from the layer shapes, the achieved
 //! GFLOP/s, a large f32 matmul's GFLOP/s in the same libtorch (the machine's practical peak),
-//! and the peak RSS (VmHWM), next to the Caffe figures recorded in `shared/golden/index.json`
+//! and the peak RSS (VmHWM), next to the Caffe figures recorded in `golden/index.json`
 //! and the Hugging Face FRCNN's (18.0 s, 2.8 GB for a 600×900 image, whole process).
 
 #[path = "../tests/support/mod.rs"]

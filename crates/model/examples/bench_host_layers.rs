@@ -5,7 +5,7 @@
 //! generate_tsv does) to show what the shared suppression matrix saves.
 //!
 //! `cargo run --release -p butd-model --example bench_host_layers [-- ITERATIONS]`
-//! (golden files from `$BUTD_SHARED/golden`, default `../shared/golden` beside the repository).
+//! (golden files from the repository's `golden/`).
 
 #[path = "../tests/host_golden/mod.rs"]
 mod host_golden;

@@ -1,4 +1,4 @@
-//! The reference network against the real Caffe's outputs (`shared/golden`, README there), on
+//! The reference network against the real Caffe's outputs (`golden/`, README there), on
 //! every golden image, on the CPU, with the synthetic weights converted by butd-mapping's
 //! built-in Hugging Face mapping (so a pass proves mapping + model together).
 //!

@@ -1,4 +1,4 @@
-//! Parity with the real `cv2.imread` + `_get_image_blob` (shared/golden, OpenCV 4.11, IPP off).
+//! Parity with the real `cv2.imread` + `_get_image_blob` (golden/, OpenCV 4.11, IPP off).
 
 mod common;
 

@@ -9,8 +9,6 @@ mod encode;
 #[path = "../../../caffe/tests/common/model_file.rs"]
 mod model_file;
 
-pub use model_file::shared_dir;
-
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }

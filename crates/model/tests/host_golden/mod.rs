@@ -1,8 +1,7 @@
-//! Reading `shared/golden` for the host-layer parity tests (proposal layer, selection).
+//! Reading the repository's `golden/` for the host-layer parity tests (proposal layer,
+//! selection).
 //!
 //! Each test binary uses a different subset of these helpers.
-//!
-//! The shared folder is `../shared` beside the repository (as CI clones it), or `$BUTD_SHARED`.
 
 #![allow(dead_code)]
 
@@ -12,10 +11,7 @@ use std::path::PathBuf;
 use safetensors::{Dtype, SafeTensors};
 
 pub fn golden_dir() -> PathBuf {
-    let shared = std::env::var_os("BUTD_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    shared.join("golden")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../golden")
 }
 
 /// One golden file: its bytes, metadata and `index.json` entry.

@@ -1,22 +1,13 @@
-//! Shared by the golden tests and the benchmark: where `shared/` is, and the synthetic weights
-//! converted with the built-in Hugging Face mapping (generated once into `$BUTD_CACHE`).
+//! Shared by the golden tests and the benchmark: the repository's `golden/`, and the synthetic
+//! weights converted with the built-in Hugging Face mapping (generated once into `$BUTD_CACHE`).
 
 #![allow(dead_code)] // each test binary uses part of this module
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
-/// `shared/` beside the repository (`BUTD_SHARED` overrides).
-pub fn shared_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("BUTD_SHARED") {
-        return PathBuf::from(dir);
-    }
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared")
-}
-
 pub fn golden_dir() -> PathBuf {
-    shared_dir().join("golden")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../golden")
 }
 
 /// `$BUTD_CACHE`, else `$XDG_CACHE_HOME/butd`, else `~/.cache/butd` (as `scripts/env.sh`).
@@ -39,21 +30,11 @@ fn temp_beside(path: &Path) -> PathBuf {
     path.with_file_name(format!(".{name}.{}.tmp", std::process::id()))
 }
 
-/// The synthetic caffemodel of `shared/golden`, generated on demand.
+/// The synthetic caffemodel of `golden/SYNTHETIC.md`, written by `butd-synth` when missing.
 pub fn synthetic_caffemodel() -> PathBuf {
-    let cache = cache_dir();
-    std::fs::create_dir_all(&cache).unwrap();
-    let path = cache.join("synthetic.caffemodel");
-    if !path.exists() {
-        let tmp = temp_beside(&path);
-        let status = Command::new("python3")
-            .arg(golden_dir().join("make_synthetic_caffemodel.py"))
-            .arg(&tmp)
-            .status()
-            .expect("python3 (with numpy) runs make_synthetic_caffemodel.py");
-        assert!(status.success(), "make_synthetic_caffemodel.py failed");
-        std::fs::rename(&tmp, &path).unwrap();
-    }
+    let variant = butd_synth::Variant::V2_FLOAT;
+    let path = cache_dir().join(variant.file_name());
+    butd_synth::ensure(&path, variant).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     path
 }
 

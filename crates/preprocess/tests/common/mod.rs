@@ -1,25 +1,18 @@
 #![allow(dead_code)] // each test binary uses its own part of these helpers
-//! Finding and reading the golden files of `shared/golden` (written by the real cv2 + Caffe).
+//! Finding and reading the golden files of the repository's `golden/` (written by the real
+//! cv2 + Caffe).
 
 use std::path::PathBuf;
 
-/// `../shared` beside the repository root, or `$BUTD_SHARED`.
-pub fn shared_dir() -> PathBuf {
-    match std::env::var_os("BUTD_SHARED") {
-        Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"),
-    }
-}
-
 pub fn golden_dir() -> PathBuf {
-    shared_dir().join("golden")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../golden")
 }
 
 /// Every golden record: (stem, image file name), from `index.json`'s image list.
 pub fn golden_images() -> Vec<(String, String)> {
     let dir = golden_dir().join("images");
     let mut images: Vec<(String, String)> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e} (set BUTD_SHARED?)", dir.display()))
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.unwrap().file_name().into_string().unwrap())
         .map(|file| (file.rsplit_once('.').unwrap().0.to_string(), file))
         .collect();

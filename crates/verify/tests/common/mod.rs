@@ -1,4 +1,5 @@
-//! Shared helpers: locate `shared/golden`, build golden/candidate directories in a temp dir.
+//! Shared helpers: locate the repository's `golden/`, build golden/candidate directories in a
+//! temp dir.
 #![allow(dead_code)] // each test binary uses a different subset
 
 use std::collections::BTreeMap;
@@ -6,21 +7,8 @@ use std::path::{Path, PathBuf};
 
 use butd_verify::{compare_dirs_with, Dtype, Record, RegionSet, Report, Tensor, Thresholds};
 
-/// `$BUTD_SHARED`, else `shared/` beside the repository root.
-pub fn shared_dir() -> PathBuf {
-    std::env::var_os("BUTD_SHARED")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
-
 pub fn golden_dir() -> PathBuf {
-    let d = shared_dir().join("golden");
-    assert!(
-        d.join("README.md").is_file(),
-        "golden set not found at {} (set BUTD_SHARED)",
-        d.display()
-    );
-    d
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../golden")
 }
 
 pub fn golden_record(stem: &str) -> Record {
