@@ -102,6 +102,7 @@ fn convert_once(
         &WriteOptions {
             float,
             metadata: vec![],
+            ..WriteOptions::default()
         },
     )?;
     Ok(written.bytes)

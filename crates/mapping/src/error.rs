@@ -23,6 +23,17 @@ pub enum Error {
     },
     #[error(transparent)]
     Caffe(#[from] butd_caffe::Error),
+    /// A written value is NaN or ±inf (refused unless `WriteOptions::allow_non_finite`).
+    #[error(
+        "{key} (from {from}) holds {value} at flat index {index}: the model's weights are \
+         broken; nothing written (`butd convert --allow-non-finite` writes it anyway)"
+    )]
+    NonFinite {
+        key: String,
+        from: String,
+        index: usize,
+        value: f32,
+    },
     /// The mapping does not account for the model and the target exactly.
     #[error("{origin}: {} strictness problem(s):\n{}", problems.len(), list(problems))]
     Strict {

@@ -45,6 +45,7 @@ fn convert(model: &Path, float: FloatDtype, dir: &Path, name: &str) -> PathBuf {
     let options = WriteOptions {
         float,
         metadata: vec![],
+        ..WriteOptions::default()
     };
     plan.write_safetensors(&mapping, &caffe, &out, &options)
         .unwrap();

@@ -374,6 +374,7 @@ fn a_plan_with_problems_writes_nothing() {
     let options = WriteOptions {
         float: FloatDtype::F32,
         metadata: vec![],
+        ..WriteOptions::default()
     };
     let err = plan
         .write_safetensors(&mapping, &caffe, &out, &options)

@@ -47,6 +47,9 @@ pub struct Args {
     /// Print JSON for machines (see --help for its keys)
     #[arg(long, long_help = JSON_HELP)]
     pub json: bool,
+    /// Write NaN and ±inf weights instead of refusing the model
+    #[arg(long)]
+    pub allow_non_finite: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -96,8 +99,24 @@ pub(crate) fn problems_text(problems: &[Problem]) -> String {
     s
 }
 
+/// Whether `output` is `model` itself (the same file, also through a link or another path).
+fn is_same_file(model: &Path, output: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(model), std::fs::metadata(output)) {
+        (Ok(m), Ok(o)) => (m.dev(), m.ino()) == (o.dev(), o.ino()),
+        _ => false,
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
+    if let Some(out) = args.output.as_deref().filter(|o| is_same_file(&args.model, o)) {
+        anyhow::bail!(
+            "-o {} is the input model {} itself; converting would replace the caffemodel",
+            out.display(),
+            args.model.display()
+        );
+    }
     let Loaded {
         model,
         mapping,
@@ -120,10 +139,21 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     env!("CARGO_PKG_VERSION").to_string(),
                 ),
             ];
-            let options = WriteOptions { float, metadata };
+            let options = WriteOptions {
+                float,
+                metadata,
+                allow_non_finite: args.allow_non_finite,
+            };
             let w = plan
                 .write_safetensors(&mapping, &model, out, &options)
                 .with_context(|| format!("writing {}", out.display()))?;
+            if w.stale_removed > 0 {
+                eprintln!(
+                    "removed {} temporary file(s) of an interrupted convert to {}",
+                    w.stale_removed,
+                    out.display()
+                );
+            }
             written = Some((out.clone(), w));
         }
     }
@@ -245,6 +275,7 @@ mod tests {
             dry_run,
             target: None,
             json: false,
+            allow_non_finite: false,
         }
     }
 
@@ -287,6 +318,83 @@ mod tests {
             ExitCode::SUCCESS
         );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// A copy of the synthetic model with `value` as the first value of `layer`'s blob `blob`.
+    fn model_with(dir: &Path, layer: &str, blob: usize, value: f32) -> PathBuf {
+        let source = model_file::synthetic_model(model_file::V2_FLOAT);
+        let model = CaffeModel::open(&source).unwrap();
+        let b = &model.layer(layer).unwrap().blobs[blob];
+        let mut first = [0.0f32];
+        model.read_f32_at(b, 0, &mut first);
+        let mut bytes = std::fs::read(&source).unwrap();
+        // The packed values follow the blob's field tag and a few length bytes.
+        let at = b.offset as usize;
+        let needle = first[0].to_le_bytes();
+        let i = at + bytes[at..at + 64].windows(4).position(|w| w == needle).unwrap();
+        bytes[i..i + 4].copy_from_slice(&value.to_le_bytes());
+        let path = dir.join(format!("{layer}-{blob}.caffemodel"));
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    #[test]
+    fn non_finite_weights_and_factors_are_refused_unless_allowed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().to_path_buf();
+        let out = dir.join("nan.safetensors");
+        for (layer, blob, value, what) in [
+            ("cls_score", 0, f32::NAN, "cls_score"),
+            ("bn_conv1", 2, f32::INFINITY, "factor blob bn_conv1[2]"),
+        ] {
+            let mut a = args(&builtin_toml(), Some(out.clone()), false);
+            a.model = model_with(&dir, layer, blob, value);
+            let err = run(a).unwrap_err();
+            let text = format!("{err:#}");
+            assert!(text.contains(what) && text.contains("--allow-non-finite"), "{text}");
+            assert!(!out.exists());
+            let leftovers = std::fs::read_dir(&dir)
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+                .count();
+            assert_eq!(leftovers, 0, "the temporary file is removed");
+        }
+        let mut a = args(&builtin_toml(), Some(out.clone()), false);
+        a.model = model_with(&dir, "cls_score", 0, f32::NAN);
+        a.allow_non_finite = true;
+        assert_eq!(run(a).unwrap(), ExitCode::SUCCESS);
+    }
+
+    #[test]
+    fn the_output_cannot_be_the_input_model_even_through_a_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("same");
+        std::fs::create_dir_all(&dir).unwrap();
+        let model = dir.join("m.caffemodel");
+        std::fs::copy(model_file::synthetic_model(model_file::V2_FLOAT), &model).unwrap();
+        std::os::unix::fs::symlink(&model, dir.join("link.safetensors")).unwrap();
+        for out in [model.clone(), dir.join("link.safetensors"), dir.join("../same/m.caffemodel")] {
+            let mut a = args(&builtin_toml(), Some(out.clone()), false);
+            a.model = model.clone();
+            let err = run(a).unwrap_err().to_string();
+            assert!(err.contains("is the input model"), "{}: {err}", out.display());
+        }
+    }
+
+    #[test]
+    fn an_interrupted_converts_temporary_file_is_removed_by_the_next_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path();
+        let out = dir.join("hf.safetensors");
+        // What a SIGKILL during the write leaves (tempfile's random part in the middle).
+        std::fs::write(dir.join(".hf.safetensors.Ab3xYz.tmp"), b"half").unwrap();
+        std::fs::write(dir.join(".other.safetensors.Ab3xYz.tmp"), b"not ours").unwrap();
+        assert_eq!(
+            run(args(&builtin_toml(), Some(out.clone()), false)).unwrap(),
+            ExitCode::SUCCESS
+        );
+        assert!(!dir.join(".hf.safetensors.Ab3xYz.tmp").exists());
+        assert!(dir.join(".other.safetensors.Ab3xYz.tmp").exists());
     }
 
     fn tempfile_dir() -> PathBuf {
