@@ -608,8 +608,9 @@ impl Collected {
     }
 }
 
-/// Tensors in pipeline order for the per-layer summary; others follow alphabetically.
-const LAYER_ORDER: [&str; 22] = [
+/// Tensors in pipeline order for the per-layer summary; others follow alphabetically. Also
+/// the tensor names a thresholds file may gate ([`crate::Thresholds::parse`]).
+pub(crate) const LAYER_ORDER: [&str; 22] = [
     "image_bgr",
     "im_info",
     "data",
@@ -801,12 +802,20 @@ pub fn verify(
     let findings: Vec<Finding> = [tally.missing, tally.extra, tally.other].concat();
 
     let count = |s: Status| images.iter().filter(|i| i.status == s).count();
-    let breaches: Vec<String> = findings
+    let mut breaches: Vec<String> = findings
         .iter()
         .chain(images.iter().flat_map(|i| &i.findings))
         .filter(|f| f.breaches(th))
         .map(Finding::line)
         .collect();
+    if images.is_empty() {
+        // A check that looked at nothing must not pass a CI gate (`--sample 0`, an empty
+        // golden file, no id in common).
+        breaches.push(format!(
+            "0 images compared (golden: {} image(s), candidate: {}); nothing was verified",
+            tally.golden_images, tally.candidate_images
+        ));
+    }
     let counted = |kind: Kind| {
         findings
             .iter()

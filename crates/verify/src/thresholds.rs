@@ -91,6 +91,23 @@ impl Thresholds {
                 th.ties.rel_eps
             )));
         }
+        let names = th
+            .max_rel
+            .keys()
+            .map(|n| ("max_rel", n))
+            .chain(th.max_abs.keys().map(|n| ("max_abs", n)))
+            .chain(th.labels.exact.iter().map(|n| ("labels", n)))
+            .chain(th.required.tensors.iter().map(|n| ("required", n)));
+        for (table, name) in names {
+            if !crate::engine::LAYER_ORDER.contains(&name.as_str()) {
+                // A misspelt name would silently remove its gate.
+                return Err(err(format!(
+                    "line {}: [{table}] names the unknown tensor {name:?}; known tensors: {}",
+                    line_of(text, table, name),
+                    crate::engine::LAYER_ORDER.join(", ")
+                )));
+            }
+        }
         for (table, map) in [("max_rel", &th.max_rel), ("max_abs", &th.max_abs)] {
             if let Some((name, v)) = map.iter().find(|(_, v)| v.is_nan() || **v < 0.0) {
                 return Err(err(format!(
@@ -109,6 +126,20 @@ impl Thresholds {
             self.max_abs.get(tensor).map(|&v| (Metric::MaxAbs, v))
         }
     }
+}
+
+/// The 1-based line of the first mention of `name` in `[table]` of `text` (0 when not found).
+fn line_of(text: &str, table: &str, name: &str) -> usize {
+    let mut in_table = false;
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with('[') && !line.starts_with("[[") && line.ends_with(']') {
+            in_table = line.trim_matches(['[', ']']).trim() == table;
+        } else if in_table && !line.starts_with('#') && line.contains(name) {
+            return i + 1;
+        }
+    }
+    0
 }
 
 /// Which error figure a threshold bounds.
@@ -187,5 +218,20 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("bogus"), "{e}");
+    }
+
+    #[test]
+    fn a_misspelt_tensor_name_is_an_error_naming_it_and_its_line() {
+        let text = DEFAULT_TOML.replace("pool5_flat = 1e-4", "pool5_flatt = 1e-4");
+        let line = text.lines().position(|l| l.starts_with("pool5_flatt")).unwrap() + 1;
+        let e = Thresholds::parse(&text, Path::new("my.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"pool5_flatt\"") && e.contains(&format!("line {line}:")), "{e}");
+        let text = DEFAULT_TOML.replace("\"objects_id\", \"attrs_id\"]", "\"object_id\", \"attrs_id\"]");
+        let e = Thresholds::parse(&text, Path::new("my.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[labels]") && e.contains("\"object_id\""), "{e}");
     }
 }

@@ -630,3 +630,37 @@ fn a_corrupt_tsv_row_is_unreadable_and_named_by_line() {
     assert!(line.contains("line 3, field features"), "{line}");
     assert_eq!(r.summary.compared, 8);
 }
+
+#[test]
+fn zero_images_compared_fails_the_gate() {
+    let golden = golden_dir();
+    let report = run_with(&golden, &golden, None, Some(Sample { n: 0, seed: 0 }));
+    assert_eq!(report.summary.compared, 0);
+    assert!(!report.summary.gate_passed, "--sample 0 passes nothing");
+    assert!(
+        report.summary.breaches.iter().any(|b| b.contains("0 images compared")),
+        "{:?}",
+        report.summary.breaches
+    );
+
+    let out = tempfile::tempdir().unwrap();
+    let empty_tsv = write_tsv::<bf::LxmertTsv>(&out.path().join("empty.tsv"), &[]);
+    let mut split = out.path().join("img_db");
+    let w = bf::UniterLmdbWriter::create(&split, bf::UniterOptions::default()).unwrap();
+    split = w.finish().unwrap();
+    for (path, format) in [(empty_tsv, Format::LxmertTsv), (split, Format::UniterLmdb)] {
+        let spec = SourceSpec {
+            format: Some(format),
+            ..SourceSpec::new(&path)
+        };
+        let report = verify(
+            &spec,
+            &SourceSpec::new(&golden),
+            &Thresholds::default(),
+            &Options::default(),
+        )
+        .unwrap();
+        assert_eq!(report.summary.compared, 0, "{}", path.display());
+        assert!(!report.summary.gate_passed, "{}: empty golden", path.display());
+    }
+}
