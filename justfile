@@ -5,6 +5,10 @@ set shell := ["bash", "-euo", "pipefail", "-c"]
 setup:
     bash scripts/setup.sh
 
+# Put `butd` and `butd-extract` on PATH (links in ~/.cargo/bin; COPY=1 copies)
+install:
+    bash scripts/install.sh
+
 # The main job on the embedded sample: synthetic model → inspect → convert → extract → verify
 demo:
     bash scripts/demo.sh

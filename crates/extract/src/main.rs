@@ -13,6 +13,13 @@
 mod inputs;
 mod output;
 
+/// The libtorch directory this executable was linked against (its RUNPATH, build.rs), as a
+/// marker `butd extract` finds in the file: when libtorch has moved since, `butd` says so and
+/// what to do instead of the loader's bare "cannot open shared object file".
+#[used]
+static LIBTORCH_MARKER: &[u8] =
+    concat!("BUTD-LIBTORCH-LIB=", env!("BUTD_LIBTORCH_LIB"), "\n").as_bytes();
+
 use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
