@@ -1,13 +1,9 @@
-//! Just enough HDF5 for the VQA feature files, without libhdf5: a root group holding contiguous
-//! little-endian f32/i32 datasets. Written in the HDF5 1.8 file format (superblock version 2,
+//! Just enough HDF5 to write the VQA feature files, without libhdf5: a root group holding
+//! contiguous little-endian f32/i32 datasets, in the HDF5 1.8 file format (superblock version 2,
 //! version-2 object headers, compact "new-style" links; HDF5 File Format Specification v3,
-//! §II.A.2, §IV.A.1.ii, §IV.A.2.c/d/e/g/h/i/q), which every h5py/libhdf5 ≥ 1.8 reads. The
-//! reader reads this layout only (not the version-0 superblocks with symbol-table groups that
-//! h5py writes by default).
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::Path;
-
-use crate::error::FormatError;
+//! §II.A.2, §IV.A.1.ii, §IV.A.2.c/d/e/g/h/i/q), which every h5py/libhdf5 ≥ 1.8 reads. Reading,
+//! of these files and of everything h5py writes, is `hdf5-reader`'s ([`crate::VqaHdf5`]).
+use std::io::{Seek, SeekFrom, Write};
 
 const SIGNATURE: [u8; 8] = [0x89, b'H', b'D', b'F', b'\r', b'\n', 0x1a, b'\n'];
 /// Size of the version-2 superblock, which the writer reserves at offset 0.
@@ -23,7 +19,6 @@ const MSG_FILL_VALUE: u8 = 0x05;
 const MSG_LINK: u8 = 0x06;
 const MSG_LAYOUT: u8 = 0x08;
 const MSG_GROUP_INFO: u8 = 0x0A;
-const MSG_CONTINUATION: u8 = 0x10;
 
 /// Bob Jenkins' lookup3 `hashlittle` (byte-wise form), which HDF5 uses for every metadata
 /// checksum (`H5_checksum_lookup3` with `initval` 0).
@@ -223,199 +218,9 @@ pub fn finish_file<F: Write + Seek>(
     Ok(eof)
 }
 
-/// Reads the datasets of a file in the layout [`finish_file`] writes.
-pub fn read_datasets<F: Read + Seek>(
-    file: &mut F,
-    path: &Path,
-) -> Result<Vec<Hdf5Dataset>, FormatError> {
-    let err = |at: &str, m: String| FormatError::parse(path, at, m);
-    let io = FormatError::io(path);
-    let mut sb = [0u8; SUPERBLOCK_LEN as usize];
-    file.seek(SeekFrom::Start(0))
-        .and_then(|_| file.read_exact(&mut sb))
-        .map_err(io)?;
-    if sb[..8] != SIGNATURE {
-        return Err(err(
-            "superblock",
-            "not an HDF5 file (no signature at offset 0)".into(),
-        ));
-    }
-    if !(2..=3).contains(&sb[8]) || sb[9] != 8 || sb[10] != 8 {
-        return Err(err(
-            "superblock",
-            format!(
-                "version {} with {}-byte offsets: only the version-2/3 superblocks butd writes are read here (use h5py for others)",
-                sb[8], sb[9]
-            ),
-        ));
-    }
-    if lookup3(&sb[..44], 0).to_le_bytes() != sb[44..48] {
-        return Err(err("superblock", "checksum mismatch".into()));
-    }
-    let u64_at = |b: &[u8], i: usize| u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
-    let root = u64_at(&sb, 36);
-    let mut datasets = Vec::new();
-    for (kind, body) in read_object_header(file, root, path)? {
-        if kind != MSG_LINK {
-            continue;
-        }
-        let at = "root group link";
-        let short = || err(at, "truncated link message".into());
-        let flags = *body.get(1).ok_or_else(short)?;
-        let mut i = 2;
-        if flags & 0x08 != 0 {
-            if body.get(i) != Some(&0) {
-                return Err(err(at, "only hard links are read".into()));
-            }
-            i += 1;
-        }
-        if flags & 0x04 != 0 {
-            i += 8;
-        }
-        if flags & 0x10 != 0 {
-            i += 1;
-        }
-        let len_size = 1usize << (flags & 0x03);
-        let len_bytes = body.get(i..i + len_size).ok_or_else(short)?;
-        let name_len = le_uint(len_bytes);
-        i += len_size;
-        let name = body.get(i..i + name_len).ok_or_else(short)?;
-        let name = String::from_utf8_lossy(name).into_owned();
-        let addr = u64_at(
-            body.get(i + name_len..i + name_len + 8).ok_or_else(short)?,
-            0,
-        );
-        datasets.push(read_dataset(file, addr, name, path)?);
-    }
-    Ok(datasets)
-}
-
-/// A little-endian unsigned integer of `bytes.len()` bytes (HDF5's variable-size length fields).
-fn le_uint(bytes: &[u8]) -> usize {
-    bytes.iter().rev().fold(0, |s, &b| (s << 8) | b as usize)
-}
-
-/// The messages (type, body) of the version-2 object header at `addr`.
-fn read_object_header<F: Read + Seek>(
-    file: &mut F,
-    addr: u64,
-    path: &Path,
-) -> Result<Vec<(u8, Vec<u8>)>, FormatError> {
-    let at = format!("object header at {addr}");
-    let err = |m: &str| FormatError::parse(path, &at, m);
-    let io = FormatError::io(path);
-    let mut prefix = [0u8; 6];
-    file.seek(SeekFrom::Start(addr))
-        .and_then(|_| file.read_exact(&mut prefix))
-        .map_err(io)?;
-    if &prefix[..4] != b"OHDR" || prefix[4] != 2 {
-        return Err(err("not a version-2 object header"));
-    }
-    let flags = prefix[5];
-    let mut extra =
-        vec![0u8; if flags & 0x20 != 0 { 16 } else { 0 } + if flags & 0x10 != 0 { 4 } else { 0 }];
-    let size_len = 1usize << (flags & 0x03);
-    let mut size_bytes = vec![0u8; size_len];
-    file.read_exact(&mut extra)
-        .and_then(|_| file.read_exact(&mut size_bytes))
-        .map_err(FormatError::io(path))?;
-    let chunk = le_uint(&size_bytes);
-    let mut rest = vec![0u8; chunk + 4];
-    file.read_exact(&mut rest).map_err(FormatError::io(path))?;
-    let mut whole = prefix.to_vec();
-    whole.extend_from_slice(&extra);
-    whole.extend_from_slice(&size_bytes);
-    whole.extend_from_slice(&rest[..chunk]);
-    if lookup3(&whole, 0).to_le_bytes() != rest[chunk..] {
-        return Err(err("checksum mismatch"));
-    }
-    let header_len = if flags & 0x04 != 0 { 6 } else { 4 };
-    let body = &rest[..chunk];
-    let mut messages = Vec::new();
-    let mut i = 0;
-    while i + header_len <= chunk {
-        let kind = body[i];
-        let size = u16::from_le_bytes([body[i + 1], body[i + 2]]) as usize;
-        let data = body
-            .get(i + header_len..i + header_len + size)
-            .ok_or_else(|| err("message runs past its chunk"))?;
-        if kind == MSG_CONTINUATION {
-            return Err(err("continuation chunks are not read here"));
-        }
-        messages.push((kind, data.to_vec()));
-        i += header_len + size;
-    }
-    Ok(messages)
-}
-
-fn read_dataset<F: Read + Seek>(
-    file: &mut F,
-    addr: u64,
-    name: String,
-    path: &Path,
-) -> Result<Hdf5Dataset, FormatError> {
-    let at = format!("dataset {name}");
-    let err = |m: String| FormatError::parse(path, &at, m);
-    let (mut shape, mut dtype, mut offset) = (None, None, None);
-    for (kind, m) in read_object_header(file, addr, path)? {
-        match kind {
-            MSG_DATASPACE => {
-                // version 1: 4 reserved bytes after the header; version 2: a type byte instead
-                let (rank, start) = match m.first() {
-                    Some(1) => (m[1] as usize, 8),
-                    Some(2) => (m[1] as usize, 4),
-                    v => return Err(err(format!("dataspace version {v:?}"))),
-                };
-                let dims = (0..rank)
-                    .map(|r| {
-                        m.get(start + 8 * r..start + 8 * r + 8)
-                            .map(|b| u64::from_le_bytes(b.try_into().expect("8")))
-                    })
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| err("truncated dataspace".into()))?;
-                shape = Some(dims);
-            }
-            MSG_DATATYPE => {
-                let size = m
-                    .get(4..8)
-                    .map(|b| u32::from_le_bytes(b.try_into().expect("4")));
-                dtype = match (m.first().map(|c| c & 0x0f), m.get(1), size) {
-                    (Some(1), Some(&bits), Some(4)) if bits & 0x01 == 0 => Some(Hdf5Dtype::F32),
-                    (Some(0), Some(&bits), Some(4)) if bits & 0x09 == 0x08 => Some(Hdf5Dtype::I32),
-                    _ => {
-                        return Err(err(format!(
-                            "datatype {:02x?} is not little-endian f32 or i32",
-                            &m[..m.len().min(8)]
-                        )))
-                    }
-                };
-            }
-            MSG_LAYOUT => {
-                if m.first() != Some(&3) || m.get(1) != Some(&1) {
-                    return Err(err("only contiguous layouts (version 3) are read".into()));
-                }
-                offset = m
-                    .get(2..10)
-                    .map(|b| u64::from_le_bytes(b.try_into().expect("8")));
-            }
-            _ => {}
-        }
-    }
-    match (shape, dtype, offset) {
-        (Some(shape), Some(dtype), Some(offset)) => Ok(Hdf5Dataset {
-            name,
-            dtype,
-            shape,
-            offset,
-        }),
-        _ => Err(err("missing dataspace, datatype or layout".into())),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Cursor;
 
     #[test]
     fn lookup3_matches_the_reference_driver() {
@@ -424,32 +229,5 @@ mod tests {
         assert_eq!(lookup3(b"", 0xdeadbeef), 0xbd5b7dde);
         assert_eq!(lookup3(b"Four score and seven years ago", 0), 0x17770551);
         assert_eq!(lookup3(b"Four score and seven years ago", 1), 0xcd628161);
-    }
-
-    #[test]
-    fn datasets_read_back() {
-        let mut file = Cursor::new(vec![0u8; SUPERBLOCK_LEN as usize + 40]);
-        let sets = vec![
-            Hdf5Dataset {
-                name: "a".into(),
-                dtype: Hdf5Dtype::F32,
-                shape: vec![2, 3],
-                offset: 48,
-            },
-            Hdf5Dataset {
-                name: "pos".into(),
-                dtype: Hdf5Dtype::I32,
-                shape: vec![2, 2],
-                offset: 72,
-            },
-        ];
-        let eof = finish_file(&mut file, &sets, 88).unwrap();
-        assert_eq!(eof, file.get_ref().len() as u64);
-        assert_eq!(read_datasets(&mut file, Path::new("x.h5")).unwrap(), sets);
-        file.get_mut()[100] ^= 1;
-        let e = read_datasets(&mut file, Path::new("x.h5"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("checksum"), "{e}");
     }
 }

@@ -4,11 +4,13 @@
 //! plus `pos_boxes`), each with its `<stem>_imgid2idx.pkl` index (int image id → image index).
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
-use std::io::{BufReader, BufWriter, Read, Seek, SeekFrom, Write};
+use std::io::{BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::FormatError;
-use crate::hdf5::{finish_file, read_datasets, Hdf5Dataset, Hdf5Dtype, SUPERBLOCK_LEN};
+use hdf5_reader::{Dataset, Hdf5File, SliceInfo, SliceInfoElem};
+
+use crate::hdf5::{finish_file, Hdf5Dataset, Hdf5Dtype, SUPERBLOCK_LEN};
 use crate::record::Record;
 
 /// `[x1/w, y1/h, (x1/w)+(bw/w), (y1/h)+(bh/h), bw/w, bh/h]` with `bw = x2 − x1`, `bh = y2 − y1`,
@@ -247,120 +249,117 @@ impl VqaHdf5Writer {
     }
 }
 
-/// A VQA HDF5 file that butd wrote, with its index pickle, read image by image.
+/// A VQA HDF5 file with its index pickle, read image by image: butd's own files and those the
+/// converters write through h5py (its defaults: superblock version 0, symbol-table groups,
+/// object-header continuation chunks; also chunked and gzip/shuffle-filtered datasets), read
+/// with the pure-Rust `hdf5-reader`.
+///
+/// Both converters allocate their datasets before filling them (`len(imgids)` images, or
+/// ban-vqa's hard-coded `known_num_boxes`), so the datasets may hold more rows than images
+/// written: the index pickle says how many (`0..n`), and only those are read.
 pub struct VqaHdf5 {
     path: PathBuf,
-    file: BufReader<File>,
     layout: VqaLayout,
-    features: Hdf5Dataset,
-    bb: Hdf5Dataset,
-    spatial: Hdf5Dataset,
-    /// `[start, end)` box rows per image.
+    features: Dataset,
+    bb: Dataset,
+    spatial: Dataset,
+    /// Adaptive: `[start, end)` box rows per image; fixed: `[i, i + 1)` along the first axis.
     rows: Vec<(u64, u64)>,
     /// Image id per image index (from the pickle).
     ids: Vec<i64>,
+    feature_dim: usize,
 }
 
 impl VqaHdf5 {
     /// Opens `path` and its `<stem>_imgid2idx.pkl`.
     pub fn open(path: &Path) -> Result<VqaHdf5, FormatError> {
-        let mut file = BufReader::new(File::open(path).map_err(FormatError::io(path))?);
-        let sets = read_datasets(&mut file, path)?;
         let err = |at: &str, m: String| FormatError::parse(path, at, m);
+        let file = Hdf5File::open(path).map_err(|e| err("file", e.to_string()))?;
+        let root = file.root_group().map_err(|e| err("root group", e.to_string()))?;
+        let names: Vec<String> = root
+            .datasets()
+            .map_err(|e| err("root group", e.to_string()))?
+            .iter()
+            .map(|d| d.name().to_string())
+            .collect();
         let take = |name: &str| {
-            sets.iter()
-                .find(|s| s.name == name)
-                .cloned()
-                .ok_or_else(|| err("root group", format!("no dataset `{name}`")))
+            if !names.iter().any(|n| n == name) {
+                return Err(err("root group", format!("no dataset `{name}` (has {names:?})")));
+            }
+            file.dataset(name).map_err(|e| err(name, e.to_string()))
         };
         let (features, bb, spatial) = (
             take("image_features")?,
             take("image_bb")?,
             take("spatial_features")?,
         );
-        let pos = sets.iter().find(|s| s.name == "pos_boxes").cloned();
+        let pos = names
+            .iter()
+            .any(|n| n == "pos_boxes")
+            .then(|| take("pos_boxes"))
+            .transpose()?;
         let layout = if pos.is_some() {
             VqaLayout::Adaptive
         } else {
             VqaLayout::Fixed
         };
         let rank = if layout == VqaLayout::Fixed { 3 } else { 2 };
+        let fshape = features.shape().to_vec();
         for (set, width) in [(&bb, 4), (&spatial, 6)] {
-            if set.shape.len() != rank
-                || set.shape.last() != Some(&width)
-                || set.shape[..rank - 1] != features.shape[..rank - 1]
+            let shape = set.shape();
+            if shape.len() != rank
+                || shape.last() != Some(&width)
+                || shape[..rank - 1] != fshape[..rank - 1]
             {
                 return Err(err(
-                    &set.name,
-                    format!(
-                        "shape {:?} does not match image_features {:?}",
-                        set.shape, features.shape
-                    ),
+                    set.name(),
+                    format!("shape {shape:?} does not match image_features {fshape:?}"),
                 ));
             }
         }
-        if features.shape.len() != rank
-            || [&features, &bb, &spatial]
-                .iter()
-                .any(|s| s.dtype != Hdf5Dtype::F32)
-        {
+        if fshape.len() != rank {
             return Err(err(
                 "image_features",
-                "expected float32 datasets of matching rank".into(),
+                format!("shape {fshape:?}: expected rank {rank} for the {layout:?} layout"),
             ));
         }
+        let ids = read_index(&imgid2idx_path(path), fshape_rows(&fshape, &pos)?)?;
         let rows: Vec<(u64, u64)> = match &pos {
-            None => {
-                let (n, k) = (features.shape[0], features.shape[1]);
-                (0..n).map(|i| (i * k, (i + 1) * k)).collect()
-            }
+            None => (0..ids.len() as u64).map(|i| (i, i + 1)).collect(),
             Some(pos) => {
-                if pos.dtype != Hdf5Dtype::I32 || pos.shape.len() != 2 || pos.shape[1] != 2 {
-                    return Err(err(
-                        "pos_boxes",
-                        format!("expected int32 (N, 2), got {:?} {:?}", pos.dtype, pos.shape),
-                    ));
-                }
-                let mut raw = vec![0u8; pos.byte_len() as usize];
-                file.seek(SeekFrom::Start(pos.offset))
-                    .and_then(|_| file.read_exact(&mut raw))
-                    .map_err(FormatError::io(path))?;
-                let v: Vec<i32> = raw
-                    .chunks_exact(4)
-                    .map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                let v: Vec<i32> = pos
+                    .read_array::<i32>()
+                    .map_err(|e| err("pos_boxes", e.to_string()))?
+                    .iter()
+                    .copied()
                     .collect();
                 let rows: Vec<(u64, u64)> = v
                     .chunks_exact(2)
-                    .map(|p| (p[0] as u64, p[1] as u64))
+                    .take(ids.len())
+                    .map(|p| (p[0].max(0) as u64, p[1].max(0) as u64))
                     .collect();
-                // ban-vqa slices features[pos[i][0]:pos[i][1]]: contiguous, in order, ending at T.
+                // ban-vqa slices features[pos[i][0]:pos[i][1]]: contiguous, in order.
                 let mut expect = 0;
                 for (i, &(s, e)) in rows.iter().enumerate() {
-                    if s != expect || e < s {
+                    if s != expect || e < s || e > fshape[0] {
                         return Err(err(
                             "pos_boxes",
-                            format!("row {i} is [{s}, {e}), expected to start at {expect}"),
+                            format!(
+                                "row {i} is [{s}, {e}), expected to start at {expect} and end \
+                                 within the {} box rows",
+                                fshape[0]
+                            ),
                         ));
                     }
                     expect = e;
                 }
-                if expect != features.shape[0] {
-                    return Err(err(
-                        "pos_boxes",
-                        format!(
-                            "rows end at {expect}, image_features has {}",
-                            features.shape[0]
-                        ),
-                    ));
-                }
                 rows
             }
         };
-        let ids = read_index(&imgid2idx_path(path), rows.len())?;
         Ok(VqaHdf5 {
             path: path.to_path_buf(),
-            file,
             layout,
+            feature_dim: *fshape.last().unwrap_or(&0) as usize,
             features,
             bb,
             spatial,
@@ -386,40 +385,35 @@ impl VqaHdf5 {
         &self.ids
     }
 
-    fn read_rows(
-        &mut self,
-        set: &Hdf5Dataset,
-        (start, end): (u64, u64),
-    ) -> Result<Vec<f32>, FormatError> {
-        let width: u64 = set.shape[if self.layout == VqaLayout::Fixed {
-            2
-        } else {
-            1
+    /// Rows `start..end` along the first axis, whole along the others, as f32 in row-major
+    /// order (the datasets are float32: h5py's `'f'`; another type is an error).
+    fn read_rows(&self, set: &Dataset, (start, end): (u64, u64)) -> Result<Vec<f32>, FormatError> {
+        let mut selections = vec![SliceInfoElem::Slice {
+            start,
+            end,
+            step: 1,
         }];
-        let mut raw = vec![0u8; ((end - start) * width * 4) as usize];
-        self.file
-            .seek(SeekFrom::Start(set.offset + start * width * 4))
-            .and_then(|_| self.file.read_exact(&mut raw))
-            .map_err(FormatError::io(&self.path))?;
-        Ok(raw
-            .chunks_exact(4)
-            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect())
+        selections.extend(set.shape()[1..].iter().map(|&n| SliceInfoElem::Slice {
+            start: 0,
+            end: n,
+            step: 1,
+        }));
+        let values = set
+            .read_slice::<f32>(&SliceInfo { selections })
+            .map_err(|e| FormatError::parse(&self.path, set.name(), e.to_string()))?;
+        Ok(values.iter().copied().collect())
     }
 
     /// The image at index `idx` (the index pickle's value).
     pub fn image(&mut self, idx: usize) -> Result<VqaImage, FormatError> {
         let rows = self.rows[idx];
-        let (features, bb, spatial) =
-            (self.features.clone(), self.bb.clone(), self.spatial.clone());
-        let feature_dim = *features.shape.last().unwrap_or(&0) as usize;
         let image_bb = self
-            .read_rows(&bb, rows)?
+            .read_rows(&self.bb, rows)?
             .chunks_exact(4)
             .map(|b| [b[0], b[1], b[2], b[3]])
             .collect();
         let spatial = self
-            .read_rows(&spatial, rows)?
+            .read_rows(&self.spatial, rows)?
             .chunks_exact(6)
             .map(|s| [s[0], s[1], s[2], s[3], s[4], s[5]])
             .collect();
@@ -427,19 +421,36 @@ impl VqaHdf5 {
             image_id: self.ids[idx],
             image_bb,
             spatial,
-            features: self.read_rows(&features, rows)?,
-            feature_dim,
+            features: self.read_rows(&self.features, rows)?,
+            feature_dim: self.feature_dim,
         })
     }
 }
 
-/// The pickled `{image_id: index}` as ids by index; the indices must be exactly `0..n`.
-fn read_index(path: &Path, n: usize) -> Result<Vec<i64>, FormatError> {
+/// How many images the datasets have room for: the first axis of `image_features` (fixed) or
+/// of `pos_boxes` (adaptive).
+fn fshape_rows(features: &[u64], pos: &Option<Dataset>) -> Result<usize, FormatError> {
+    Ok(match pos {
+        None => features[0] as usize,
+        Some(pos) => pos.shape().first().copied().unwrap_or(0) as usize,
+    })
+}
+
+/// The pickled `{image_id: index}` as ids by index. Its n entries must map to the indices
+/// `0..n` (the converters count images as they write them), and n ≤ `capacity` (the images
+/// the datasets have room for).
+fn read_index(path: &Path, capacity: usize) -> Result<Vec<i64>, FormatError> {
     let file = File::open(path).map_err(FormatError::io(path))?;
     let err = |m: String| FormatError::parse(path, "pickle", m);
     let map: BTreeMap<i64, i64> =
         serde_pickle::from_reader(BufReader::new(file), serde_pickle::DeOptions::new())
             .map_err(|e| err(format!("not a dict of ints: {e}")))?;
+    let n = map.len();
+    if n > capacity {
+        return Err(err(format!(
+            "{n} image ids, but the HDF5 datasets hold {capacity} images"
+        )));
+    }
     let mut ids = vec![None; n];
     for (id, idx) in map {
         let slot = usize::try_from(idx)

@@ -356,3 +356,45 @@ fn vqa_hdf5_reads_back_in_both_layouts() {
         }
     }
 }
+
+#[test]
+fn vqa_hdf5_files_written_by_the_converters_with_h5py_defaults_are_read() {
+    if !python_ready() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, policy) = id_map(tmp.path());
+    let cut_dir = tmp.path().join("cut10");
+    std::fs::create_dir(&cut_dir).unwrap();
+    cut_records(&cut_dir, 10);
+    for (mode, dir, layout) in [
+        ("fixed", cut_dir.clone(), VqaLayout::Fixed),
+        ("adaptive", golden(), VqaLayout::Adaptive),
+        ("chunked", cut_dir.clone(), VqaLayout::Fixed),
+    ] {
+        let rs = records(&dir, &policy);
+        let tsv = tmp.path().join(format!("{mode}.tsv"));
+        let mut w = TsvWriter::<ButdTsv>::create(&tsv, false).unwrap();
+        rs.iter().for_each(|r| w.write(r).unwrap());
+        w.finish().unwrap().commit().unwrap();
+        let h5 = tmp.path().join(format!("{mode}.hdf5"));
+        let out = Command::new("python3")
+            .arg(py_dir().join("write_vqa_hdf5_h5py.py"))
+            .args([tsv.as_os_str(), h5.as_os_str(), mode.as_ref()])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let report: serde_json::Value =
+            serde_json::from_slice(&out.stdout).expect("one JSON line");
+        assert_eq!(report["superblock"], 0, "{mode}: h5py's default superblock");
+        let mut h = VqaHdf5::open(&h5).unwrap_or_else(|e| panic!("{mode}: {e}"));
+        assert_eq!((h.layout(), h.len()), (layout, rs.len()), "{mode}");
+        for (i, r) in rs.iter().enumerate() {
+            assert_eq!(
+                h.image(i).unwrap(),
+                VqaImage::from_record(r).unwrap(),
+                "{mode}: image {i}"
+            );
+        }
+    }
+}
