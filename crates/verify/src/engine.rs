@@ -55,6 +55,9 @@ pub struct Options<'a> {
     /// when the other side has integer ids, else the stem itself.
     pub ids: Option<IdPolicy>,
     pub sample: Option<Sample>,
+    /// Compare the images both sides have; golden images without a candidate are counted and
+    /// skipped instead of failing (a COCO-sized golden file against a sample).
+    pub common_only: bool,
     /// Passing images (in pairing order) reported in full; the others keep status and findings.
     pub detail: usize,
     /// Called after every compared image.
@@ -67,6 +70,7 @@ impl Default for Options<'_> {
             threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             ids: None,
             sample: None,
+            common_only: false,
             detail: usize::MAX,
             progress: None,
         }
@@ -195,6 +199,9 @@ struct Tally {
     other: Vec<Finding>,
     golden_images: usize,
     candidate_images: usize,
+    /// `--common-only`: golden images without a candidate are counted here, not reported.
+    common_only: bool,
+    skipped_golden: usize,
 }
 
 fn finding(image: &str, severity: Severity, kind: Kind, message: String) -> Finding {
@@ -210,6 +217,10 @@ fn finding(image: &str, severity: Severity, kind: Kind, message: String) -> Find
 
 impl Tally {
     fn missing(&mut self, key: &str, gm: &Meta, gloc: Option<&Locator>, cm: &Meta) {
+        if self.common_only {
+            self.skipped_golden += 1;
+            return;
+        }
         if cm.format != Format::Records {
             if let Some(why) = gloc.and_then(|l| no_detections(gm, l)) {
                 self.missing.push(finding(
@@ -322,10 +333,14 @@ fn produce<'m>(
     c: &mut Side<'m>,
     plan: Plan,
     sample: Option<Sample>,
+    common_only: bool,
     tx: &SyncSender<Work>,
     shared: &Shared,
 ) -> Result<Tally, VerifyError> {
-    let mut t = Tally::default();
+    let mut t = Tally {
+        common_only,
+        ..Tally::default()
+    };
     let mut seq = 0usize;
     let golden_path = g.meta.path.clone();
     let mut send = |key: &str, golden, candidate| -> Result<(), VerifyError> {
@@ -570,6 +585,8 @@ struct Collected {
     layers: BTreeMap<String, LayerValues>,
     histograms: Vec<HistogramBin>,
     without_detail: usize,
+    /// (min, max) final-region counts of the golden and the candidate side over the images.
+    final_counts: Option<[(usize, usize); 2]>,
 }
 
 impl Collected {
@@ -580,6 +597,7 @@ impl Collected {
             layers: BTreeMap::new(),
             histograms: merge_histograms(std::iter::empty()),
             without_detail: 0,
+            final_counts: None,
         }
     }
 
@@ -597,6 +615,15 @@ impl Collected {
             .iter()
             .filter(|r| r.set == RegionSet::Final)
             .map(|r| &r.cosine_histogram[..]);
+        if let Some(r) = img.regions.iter().find(|r| r.set == RegionSet::Final) {
+            let counts = [r.golden_count, r.candidate_count];
+            let spans = self
+                .final_counts
+                .get_or_insert([(usize::MAX, 0), (usize::MAX, 0)]);
+            for (span, n) in spans.iter_mut().zip(counts) {
+                *span = (span.0.min(n), span.1.max(n));
+            }
+        }
         let merged = merge_histograms(std::iter::once(&self.histograms[..]).chain(finals));
         self.histograms = merged;
         if img.status == Status::Pass && seq >= self.detail {
@@ -605,6 +632,33 @@ impl Collected {
             self.without_detail += 1;
         }
         self.images.push((seq, img));
+    }
+}
+
+/// When one side has the same number of final regions on every image and the other a
+/// different or varying number, the two were made with different selections (`--fixed 36`
+/// against generate_tsv's adaptive 10–100): the final regions cannot agree, whatever the
+/// network. `spans`: (min, max) count per image of the golden and the candidate side.
+fn selection_mismatch(spans: [(usize, usize); 2]) -> Option<String> {
+    let describe = |(lo, hi): (usize, usize)| {
+        if lo == hi {
+            format!("exactly {lo} final regions on every image (a fixed selection)")
+        } else {
+            format!("{lo} to {hi} final regions per image (an adaptive selection)")
+        }
+    };
+    let [g, c] = spans;
+    let fixed = |(lo, hi): (usize, usize)| lo == hi;
+    if (fixed(g) || fixed(c)) && g != c {
+        Some(format!(
+            "the two sides were made with different box selections: golden has {}, candidate \
+             {}; their final regions cannot agree (extract both the same way, e.g. `butd \
+             extract --fixed N` for a fixed golden)",
+            describe(g),
+            describe(c)
+        ))
+    } else {
+        None
     }
 }
 
@@ -782,7 +836,7 @@ pub fn verify(
         }
         // The producer stays on this thread: it owns the readers (an LMDB read transaction
         // cannot move between threads).
-        let tally = produce(&mut g, &mut c, plan, opts.sample, &tx, &shared);
+        let tally = produce(&mut g, &mut c, plan, opts.sample, opts.common_only, &tx, &shared);
         drop(tx);
         tally
     })?;
@@ -808,6 +862,14 @@ pub fn verify(
         .filter(|f| f.breaches(th))
         .map(Finding::line)
         .collect();
+    if let Some(why) = col
+        .final_counts
+        .filter(|_| images.len() >= 2)
+        .and_then(selection_mismatch)
+    {
+        // Before the per-image lines: it explains their unmatched and swapped regions.
+        breaches.insert(0, why);
+    }
     if images.is_empty() {
         // A check that looked at nothing must not pass a CI gate (`--sample 0`, an empty
         // golden file, no id in common).
@@ -837,6 +899,12 @@ pub fn verify(
         images_without_detail: col.without_detail,
     };
     let mut golden_info = source_info(&gm);
+    if tally.skipped_golden > 0 {
+        golden_info.notes.push(format!(
+            "--common-only: {} golden image(s) without a candidate skipped",
+            tally.skipped_golden
+        ));
+    }
     if gm.format.is_uniter() && cm.format.is_uniter() {
         golden_info.notes.push(format!(
             "neither side states the image size: boxes compared in 1/{NOMINAL}ths of the image",

@@ -1,7 +1,7 @@
 //! The terminal summary (comfy-table).
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Cell, CellAlignment, Table};
 
-use crate::report::{Finding, RegionSet, Report, Severity, Status};
+use crate::report::{Finding, Kind, RegionSet, Report, Severity, Status};
 
 /// Images listed in the terminal table before it shows only the ones that did not pass.
 const ALL_IMAGES_UP_TO: usize = 40;
@@ -44,6 +44,8 @@ impl Report {
         if src.golden.format == "records"
             && src.candidate.format == "records"
             && src.sample.is_none()
+            && src.golden.notes.is_empty()
+            && src.candidate.notes.is_empty()
         {
             return Vec::new();
         }
@@ -65,6 +67,45 @@ impl Report {
             ));
         }
         out
+    }
+
+    /// Why images went unpaired, with example ids of each side and how ids were derived: the
+    /// usual cause is an id policy that names one image differently on the two sides.
+    fn unpaired_line(&self) -> Option<String> {
+        let s = &self.summary;
+        if s.missing_images + s.extra_images == 0 {
+            return None;
+        }
+        let examples = |kind: Kind| {
+            let ids: Vec<&str> = self
+                .findings
+                .iter()
+                .filter(|f| f.kind == kind && f.severity > Severity::Info)
+                .map(|f| f.image.as_str())
+                .take(3)
+                .collect();
+            if ids.is_empty() {
+                String::new()
+            } else {
+                format!(" (e.g. {})", ids.join(", "))
+            }
+        };
+        let pairing = self
+            .sources
+            .as_ref()
+            .map_or("golden and candidate ids by record file name".into(), |src| {
+                src.pairing.clone()
+            });
+        Some(format!(
+            "unpaired: {} golden image(s) without a candidate{}, {} candidate image(s) without \
+             a golden{}; pairing: {pairing}. If both sides hold the same images under other \
+             ids, choose --id-policy or --id-map; to compare only the images both have, \
+             --common-only",
+            s.missing_images,
+            examples(Kind::MissingImage),
+            s.extra_images,
+            examples(Kind::ExtraImage),
+        ))
     }
 
     /// One line per tensor compared with 16-bit values on a side: the bound it was given.
@@ -108,6 +149,9 @@ impl Report {
             s.seconds
         );
         for line in self.source_lines() {
+            out += &format!("{line}\n");
+        }
+        if let Some(line) = self.unpaired_line() {
             out += &format!("{line}\n");
         }
         let notes: Vec<String> = self

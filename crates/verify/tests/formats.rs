@@ -664,3 +664,88 @@ fn zero_images_compared_fails_the_gate() {
         assert!(!report.summary.gate_passed, "{}: empty golden", path.display());
     }
 }
+
+/// A folder holding links to the golden records named in `stems`, each as `<prefix><stem>`.
+fn some_golden(out: &Path, stems: &[&str], prefix: &str) -> PathBuf {
+    let dir = out.join(format!("some-{prefix}"));
+    std::fs::create_dir_all(&dir).unwrap();
+    for stem in stems {
+        std::fs::hard_link(
+            golden_dir().join(format!("{stem}.safetensors")),
+            dir.join(format!("{prefix}{stem}.safetensors")),
+        )
+        .or_else(|_| {
+            std::fs::copy(
+                golden_dir().join(format!("{stem}.safetensors")),
+                dir.join(format!("{prefix}{stem}.safetensors")),
+            )
+            .map(drop)
+        })
+        .unwrap();
+    }
+    dir
+}
+
+#[test]
+fn common_only_compares_the_images_both_have_and_says_how_many_it_skipped() {
+    let out = tempfile::tempdir().unwrap();
+    let candidate = some_golden(out.path(), &["coffee", "chelsea_tiny", "camera_gray"], "");
+    let all = golden_dir();
+    assert!(!run(&all, &candidate, None).summary.gate_passed, "missing images fail");
+    let opts = Options {
+        threads: 2,
+        common_only: true,
+        ..Options::default()
+    };
+    let report = verify(
+        &SourceSpec::new(&all),
+        &SourceSpec::new(&candidate),
+        &Thresholds::default(),
+        &opts,
+    )
+    .unwrap();
+    assert_eq!(report.summary.compared, 3);
+    assert!(report.summary.gate_passed, "{:?}", report.summary.breaches);
+    let skipped = record_files(&all).len() - 3;
+    let note = format!("--common-only: {skipped} golden image(s) without a candidate skipped");
+    assert!(report.to_terminal().contains(&note), "{}", report.to_terminal());
+    assert!(report.to_json().contains(&note));
+}
+
+#[test]
+fn unpaired_images_are_explained_in_the_terminal() {
+    let out = tempfile::tempdir().unwrap();
+    let candidate = some_golden(out.path(), &["coffee", "chelsea_tiny"], "img_");
+    let report = run(&golden_dir(), &candidate, None);
+    let text = report.to_terminal();
+    assert!(text.contains("unpaired: "), "{text}");
+    assert!(text.contains("(e.g. img_chelsea_tiny, img_coffee)"), "{text}");
+    assert!(text.contains("--id-policy or --id-map"), "{text}");
+}
+
+#[test]
+fn a_fixed_golden_against_an_adaptive_candidate_is_named_as_a_selection_difference() {
+    let out = tempfile::tempdir().unwrap();
+    // The golden records cut to their first 10 final regions: a "fixed 10" golden file.
+    let mut rs = format_records(&golden_dir(), &IdPolicy::Stem);
+    assert!(rs.iter().any(|r| r.num_boxes() > 10), "some golden image has more than 10");
+    for r in &mut rs {
+        let k = 10.min(r.num_boxes());
+        r.boxes.truncate(k);
+        r.features.truncate(k * r.feature_dim);
+        for v in [&mut r.objects_id, &mut r.attrs_id].into_iter().flatten() {
+            v.truncate(k);
+        }
+        for v in [&mut r.objects_conf, &mut r.attrs_conf].into_iter().flatten() {
+            v.truncate(k);
+        }
+    }
+    assert!(rs.iter().all(|r| r.num_boxes() == 10));
+    let fixed = write_tsv::<bf::LxmertTsv>(&out.path().join("fixed10.tsv"), &rs);
+    let report = run(&fixed, &golden_dir(), None);
+    assert!(!report.summary.gate_passed);
+    let first = &report.summary.breaches[0];
+    assert!(first.contains("different box selections"), "{first}");
+    assert!(first.contains("exactly 10 final regions"), "{first}");
+    assert!(report.to_terminal().contains("different box selections"));
+}

@@ -66,6 +66,10 @@ pub struct Args {
     /// Seed of --sample
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// Compare only the images both sides have: golden images without a candidate are counted
+    /// and skipped (a COCO-sized golden file against a sample of it), not failures
+    #[arg(long)]
+    common_only: bool,
     /// Passing images reported in full in parity.json / parity.html, in pairing order; the
     /// others keep their status and findings (memory and report size stay bounded)
     #[arg(long, value_name = "N", default_value_t = 1000)]
@@ -160,6 +164,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         threads: jobs,
         ids,
         sample: args.sample.map(|n| Sample { n, seed: args.seed }),
+        common_only: args.common_only,
         detail: args.detail,
         progress: Some(&show),
     };
