@@ -5,7 +5,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 cd "$here"
-BUTD_SKIP_BUILD=1 bash scripts/setup.sh
+bash scripts/setup.sh   # also builds every binary (the extract tests run `butd` too)
 source scripts/env.sh
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

@@ -10,6 +10,7 @@
 //! (undecodable, no proposals, …: each is reported on stderr and in `OUT/failures.tsv`, and the
 //! run goes on), 2 on usage, input-list or weights errors (nothing was extracted).
 
+mod downstream;
 mod inputs;
 mod output;
 
@@ -69,9 +70,18 @@ struct Args {
     /// with --coco, else stem)
     #[arg(long, value_enum)]
     id_policy: Option<IdPolicy>,
-    /// Output folder: `<id>.safetensors` per image, and `failures.tsv`
+    /// Output folder: `<id>.safetensors` per image, and `failures.tsv`. With --format: the
+    /// file (or folder) `butd export` writes, the records kept in OUT.records/ for resuming
     #[arg(long, short)]
     out: PathBuf,
+    /// Extract straight into this downstream format (`butd export --format` names), written
+    /// to --out once every image has its record; rerun the same command to resume
+    #[arg(long, value_enum, conflicts_with = "shard")]
+    format: Option<downstream::ExportFormat>,
+    /// A consumer's selection settings: `butd` (generate_tsv: 10–100 boxes with max_conf ≥
+    /// 0.2, the default) or `lxmert` (exactly 36 boxes)
+    #[arg(long, value_enum, conflicts_with_all = ["fixed", "min_boxes", "max_boxes", "conf_thresh"])]
+    preset: Option<downstream::Preset>,
     /// Run only shard i of n (0 ≤ i < n): the images whose id hashes to i
     #[arg(long, value_name = "i/n")]
     shard: Option<Shard>,
@@ -114,8 +124,19 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    match run(<Args as clap::Parser>::parse()) {
-        Ok(code) => code,
+    let mut args = <Args as clap::Parser>::parse();
+    // With --format, --out is the downstream file and the records go beside it.
+    let export = args.format.map(|format| (format, args.out.clone()));
+    if let Some((_, file)) = &export {
+        args.out = downstream::records_dir(file);
+    }
+    match run(args) {
+        Ok(code) => match export {
+            Some((format, file)) => {
+                downstream::export(format, &downstream::records_dir(&file), &file, code)
+            }
+            None => code,
+        },
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
@@ -124,6 +145,12 @@ fn main() -> ExitCode {
 }
 
 fn select_config(args: &Args) -> anyhow::Result<SelectConfig> {
+    if let Some(preset) = args.preset {
+        return Ok(preset.select());
+    }
+    if let Some(n) = args.fixed.filter(|n| !(1..=300).contains(n)) {
+        bail!("--fixed {n}: expected 1 to 300 (the proposal layer keeps at most 300 rois)");
+    }
     let select = match args.fixed {
         Some(n) => SelectConfig {
             conf_thresh: args.conf_thresh,

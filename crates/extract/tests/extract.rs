@@ -490,7 +490,11 @@ fn nan_weights_give_a_failure_line_per_image_and_the_run_goes_on() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&result.stderr);
-    assert_eq!(result.status.code(), Some(1), "exit 1, not a panic: {stderr}");
+    assert_eq!(
+        result.status.code(),
+        Some(1),
+        "exit 1, not a panic: {stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
     let failures = failure_lines(&out.path().join("records"));
     assert_eq!(failures.len(), 2, "both images tried: {failures:?}");
@@ -512,7 +516,11 @@ fn a_folder_with_link_loops_and_a_fifo_is_walked_and_the_run_completes() {
     std::os::unix::fs::symlink(".", images.join("l1")).unwrap();
     std::os::unix::fs::symlink(".", images.join("l2")).unwrap();
     let fifo = images.join("pipe.jpg");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let result = butd_extract()
         .arg("--weights")
         .arg(support::synthetic_hf_weights())
@@ -528,5 +536,107 @@ fn a_folder_with_link_loops_and_a_fifo_is_walked_and_the_run_completes() {
     assert_eq!(failures.len(), 1, "{failures:?}");
     assert_eq!(failures[0].1, "pipe");
     assert!(failures[0].2.contains("FIFO"), "{failures:?}");
-    assert!(out.path().join("records/chelsea_tiny.safetensors").is_file());
+    assert!(out
+        .path()
+        .join("records/chelsea_tiny.safetensors")
+        .is_file());
+}
+
+/// Acceptance: one command writes an LXMERT obj36 TSV from a folder of images; kill -9 in the
+/// middle, the same command again, and the TSV holds every image exactly once. The export step
+/// runs `butd` (built beside `butd-extract` by `cargo build --release --workspace --bins`).
+#[test]
+fn format_lxmert_tsv_after_kill_9_holds_every_image_exactly_once() {
+    let butd = Path::new(env!("CARGO_BIN_EXE_butd-extract")).with_file_name("butd");
+    assert!(
+        butd.is_file(),
+        "{} is missing: build it with `cargo build --release -p butd`",
+        butd.display()
+    );
+    let weights = support::synthetic_hf_weights();
+    let work = OutDir::new("format");
+    let images = work.path().join("images");
+    let tsv = work.path().join("feats.tsv");
+    let records = work.path().join("feats.tsv.records");
+    std::fs::create_dir_all(&images).unwrap();
+    let ids = ["t0", "t1", "t2"];
+    for id in ids {
+        std::fs::copy(
+            support::golden_dir().join("images/chelsea_tiny.png"),
+            images.join(format!("{id}.png")),
+        )
+        .unwrap();
+    }
+    let command = || {
+        let mut c = butd_extract();
+        c.arg("--weights").arg(&weights).arg(&images);
+        c.args(["--preset", "lxmert", "--format", "lxmert-tsv", "-o"])
+            .arg(&tsv);
+        c.stderr(std::process::Stdio::piped());
+        c
+    };
+    let mut child = command().spawn().unwrap();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the run ended ({status}) before it could be killed");
+        }
+        let done = std::fs::read_dir(&records)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .any(|e| e.file_name().to_string_lossy().starts_with('t'))
+            })
+            .unwrap_or(false);
+        if done {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap(); // SIGKILL, during the extraction
+    child.wait().unwrap();
+    assert!(!tsv.exists(), "no file before every image has its record");
+
+    let resumed = command().output().unwrap();
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("exported 3 image(s)"), "{stderr}");
+    let text = std::fs::read_to_string(&tsv).unwrap();
+    let mut rows: Vec<&str> = text
+        .split("\r\n")
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split('\t').next().unwrap())
+        .collect();
+    rows.sort();
+    assert_eq!(rows, ids, "every image exactly once");
+    let num_boxes: Vec<&str> = text
+        .split("\r\n")
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split('\t').nth(7).unwrap())
+        .collect();
+    assert_eq!(num_boxes, ["36"; 3], "--preset lxmert: 36 boxes");
+
+    // The same command once more: nothing to extract, the same file again.
+    let again = command().output().unwrap();
+    assert_eq!(again.status.code(), Some(0));
+    assert_eq!(std::fs::read_to_string(&tsv).unwrap(), text);
+}
+
+#[test]
+fn fixed_outside_1_to_300_is_refused() {
+    for n in ["0", "301"] {
+        let out = butd_extract()
+            .args([
+                "--weights",
+                "w.safetensors",
+                "x.png",
+                "--out",
+                "o",
+                "--fixed",
+                n,
+            ])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("expected 1 to 300"), "{stderr}");
+    }
 }
