@@ -33,6 +33,8 @@ enum Command {
     Export(cmd::export::Args),
     /// Combine the output folders of `butd extract` shards into one
     Merge(cmd::merge::Args),
+    /// A record's detections with class names: a table, JSON, or drawn on the image (PNG)
+    Show(cmd::show::Args),
     /// Write the synthetic BUTD caffemodel the golden outputs were computed from (golden/SYNTHETIC.md)
     Synth(cmd::synth::Args),
 }
@@ -47,6 +49,7 @@ fn main() -> ExitCode {
         Command::Verify(a) => cmd::verify::run(a),
         Command::Export(a) => cmd::export::run(a),
         Command::Merge(a) => cmd::merge::run(a),
+        Command::Show(a) => cmd::show::run(a),
         Command::Synth(a) => cmd::synth::run(a),
     };
     match result {

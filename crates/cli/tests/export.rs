@@ -32,8 +32,18 @@ impl Rec<'_> {
         let i64s = |v: Vec<i64>| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
         let f64s = |v: Vec<f64>| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
         let tensors: Vec<(&str, &str, Vec<usize>, Vec<u8>)> = vec![
-            ("boxes", "F32", vec![k, 4], f32s((0..k * 4).map(|i| i as f32).collect())),
-            ("features", "F32", vec![k, self.width], f32s(vec![self.feature; k * self.width])),
+            (
+                "boxes",
+                "F32",
+                vec![k, 4],
+                f32s((0..k * 4).map(|i| i as f32).collect()),
+            ),
+            (
+                "features",
+                "F32",
+                vec![k, self.width],
+                f32s(vec![self.feature; k * self.width]),
+            ),
             ("keep", "I64", vec![k], i64s((0..k as i64).collect())),
             ("max_conf", "F64", vec![k], f64s(vec![0.5; k])),
             ("objects_id", "I64", vec![k], i64s(vec![self.objects_id; k])),
@@ -93,9 +103,28 @@ fn the_exported_id_is_the_record_id_not_the_image_file_name() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // Two images named 1.jpg in two folders: extract gave them the ids a_1 and b_1.
-    Rec { image_name: "1.jpg", ..Rec::new("a_1") }.write(&d.join("recs"));
-    Rec { image_name: "1.jpg", ..Rec::new("b_1") }.write(&d.join("recs"));
-    let o = butd(&["export", "--records", "recs", "--format", "lxmert-tsv", "-o", "out.tsv"], d);
+    Rec {
+        image_name: "1.jpg",
+        ..Rec::new("a_1")
+    }
+    .write(&d.join("recs"));
+    Rec {
+        image_name: "1.jpg",
+        ..Rec::new("b_1")
+    }
+    .write(&d.join("recs"));
+    let o = butd(
+        &[
+            "export",
+            "--records",
+            "recs",
+            "--format",
+            "lxmert-tsv",
+            "-o",
+            "out.tsv",
+        ],
+        d,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(tsv_ids(&d.join("out.tsv")), ["a_1", "b_1"]);
 }
@@ -106,9 +135,24 @@ fn two_records_giving_one_id_are_refused() {
     let d = dir.path();
     Rec::new("COCO_1").write(&d.join("recs"));
     Rec::new("VG_0001").write(&d.join("recs"));
-    let o = butd(&["export", "--records", "recs", "--format", "butd-tsv", "-o", "out.tsv"], d);
+    let o = butd(
+        &[
+            "export",
+            "--records",
+            "recs",
+            "--format",
+            "butd-tsv",
+            "-o",
+            "out.tsv",
+        ],
+        d,
+    );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("both give the image id \"1\""), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("both give the image id \"1\""),
+        "{}",
+        stderr(&o)
+    );
     assert!(!d.join("out.tsv").exists());
 }
 
@@ -119,15 +163,35 @@ fn id_map_values_and_name_prefixes_cannot_leave_the_output() {
     Rec::new("coffee").write(&d.join("recs"));
     std::fs::write(d.join("map.json"), r#"{"coffee": "../../x"}"#).unwrap();
     let o = butd(
-        &["export", "--records", "recs", "--format", "uniter-npz", "-o", "npz",
-          "--id-map", "map.json", "--without-soft-labels"],
+        &[
+            "export",
+            "--records",
+            "recs",
+            "--format",
+            "uniter-npz",
+            "-o",
+            "npz",
+            "--id-map",
+            "map.json",
+            "--without-soft-labels",
+        ],
         d,
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("cannot name a file"), "{}", stderr(&o));
     let o = butd(
-        &["export", "--records", "recs", "--format", "uniter-npz", "-o", "npz",
-          "--name-prefix", "../x_", "--without-soft-labels"],
+        &[
+            "export",
+            "--records",
+            "recs",
+            "--format",
+            "uniter-npz",
+            "-o",
+            "npz",
+            "--name-prefix",
+            "../x_",
+            "--without-soft-labels",
+        ],
         d,
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
@@ -144,15 +208,50 @@ fn id_map_values_and_name_prefixes_cannot_leave_the_output() {
 #[test]
 fn non_finite_features_a_wrong_width_and_label_ids_out_of_range_are_refused() {
     for (rec, expected) in [
-        (Rec { feature: f32::NAN, ..Rec::new("1") }, "non-finite"),
-        (Rec { feature: f32::INFINITY, ..Rec::new("1") }, "non-finite"),
-        (Rec { width: 1024, ..Rec::new("1") }, "expected 2048"),
-        (Rec { objects_id: 1600, ..Rec::new("1") }, "outside 0..1600"),
+        (
+            Rec {
+                feature: f32::NAN,
+                ..Rec::new("1")
+            },
+            "non-finite",
+        ),
+        (
+            Rec {
+                feature: f32::INFINITY,
+                ..Rec::new("1")
+            },
+            "non-finite",
+        ),
+        (
+            Rec {
+                width: 1024,
+                ..Rec::new("1")
+            },
+            "expected 2048",
+        ),
+        (
+            Rec {
+                objects_id: 1600,
+                ..Rec::new("1")
+            },
+            "outside 0..1600",
+        ),
     ] {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         rec.write(&d.join("recs"));
-        let o = butd(&["export", "--records", "recs", "--format", "lxmert-tsv", "-o", "o.tsv"], d);
+        let o = butd(
+            &[
+                "export",
+                "--records",
+                "recs",
+                "--format",
+                "lxmert-tsv",
+                "-o",
+                "o.tsv",
+            ],
+            d,
+        );
         assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
         assert!(stderr(&o).contains(expected), "{expected}: {}", stderr(&o));
         assert!(!d.join("o.tsv").exists());
@@ -165,7 +264,16 @@ fn append_twice_writes_each_id_once() {
     let d = dir.path();
     Rec::new("1").write(&d.join("recs"));
     Rec::new("2").write(&d.join("recs"));
-    let args = ["export", "--records", "recs", "--format", "butd-tsv", "-o", "o.tsv", "--append"];
+    let args = [
+        "export",
+        "--records",
+        "recs",
+        "--format",
+        "butd-tsv",
+        "-o",
+        "o.tsv",
+        "--append",
+    ];
     for _ in 0..2 {
         let o = butd(&args, d);
         assert!(o.status.success(), "{}", stderr(&o));
@@ -173,7 +281,11 @@ fn append_twice_writes_each_id_once() {
     assert_eq!(tsv_ids(&d.join("o.tsv")), ["1", "2"]);
     Rec::new("3").write(&d.join("recs"));
     let o = butd(&args, d);
-    assert!(stderr(&o).contains("2 already in the file skipped"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("2 already in the file skipped"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(tsv_ids(&d.join("o.tsv")), ["1", "2", "3"]);
 }
 
@@ -182,12 +294,25 @@ fn a_failed_append_leaves_the_file_as_it_was_and_a_torn_row_is_cut_off() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     Rec::new("1").write(&d.join("recs"));
-    let args = ["export", "--records", "recs", "--format", "butd-tsv", "-o", "o.tsv", "--append"];
+    let args = [
+        "export",
+        "--records",
+        "recs",
+        "--format",
+        "butd-tsv",
+        "-o",
+        "o.tsv",
+        "--append",
+    ];
     assert!(butd(&args, d).status.success());
     let before = std::fs::read(d.join("o.tsv")).unwrap();
     // Record 2 is written, then record 3 (NaN) fails the run: no row of 2 may stay.
     Rec::new("2").write(&d.join("recs"));
-    Rec { feature: f32::NAN, ..Rec::new("3") }.write(&d.join("recs"));
+    Rec {
+        feature: f32::NAN,
+        ..Rec::new("3")
+    }
+    .write(&d.join("recs"));
     assert_eq!(butd(&args, d).status.code(), Some(2));
     assert_eq!(std::fs::read(d.join("o.tsv")).unwrap(), before);
     // A killed writer's half row: cut off at the next append.

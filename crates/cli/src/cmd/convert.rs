@@ -110,7 +110,11 @@ fn is_same_file(model: &Path, output: &Path) -> bool {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
-    if let Some(out) = args.output.as_deref().filter(|o| is_same_file(&args.model, o)) {
+    if let Some(out) = args
+        .output
+        .as_deref()
+        .filter(|o| is_same_file(&args.model, o))
+    {
         anyhow::bail!(
             "-o {} is the input model {} itself; converting would replace the caffemodel",
             out.display(),
@@ -331,7 +335,11 @@ mod tests {
         // The packed values follow the blob's field tag and a few length bytes.
         let at = b.offset as usize;
         let needle = first[0].to_le_bytes();
-        let i = at + bytes[at..at + 64].windows(4).position(|w| w == needle).unwrap();
+        let i = at
+            + bytes[at..at + 64]
+                .windows(4)
+                .position(|w| w == needle)
+                .unwrap();
         bytes[i..i + 4].copy_from_slice(&value.to_le_bytes());
         let path = dir.join(format!("{layer}-{blob}.caffemodel"));
         std::fs::write(&path, bytes).unwrap();
@@ -351,11 +359,20 @@ mod tests {
             a.model = model_with(&dir, layer, blob, value);
             let err = run(a).unwrap_err();
             let text = format!("{err:#}");
-            assert!(text.contains(what) && text.contains("--allow-non-finite"), "{text}");
+            assert!(
+                text.contains(what) && text.contains("--allow-non-finite"),
+                "{text}"
+            );
             assert!(!out.exists());
             let leftovers = std::fs::read_dir(&dir)
                 .unwrap()
-                .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".tmp"))
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .ends_with(".tmp")
+                })
                 .count();
             assert_eq!(leftovers, 0, "the temporary file is removed");
         }
@@ -373,11 +390,19 @@ mod tests {
         let model = dir.join("m.caffemodel");
         std::fs::copy(model_file::synthetic_model(model_file::V2_FLOAT), &model).unwrap();
         std::os::unix::fs::symlink(&model, dir.join("link.safetensors")).unwrap();
-        for out in [model.clone(), dir.join("link.safetensors"), dir.join("../same/m.caffemodel")] {
+        for out in [
+            model.clone(),
+            dir.join("link.safetensors"),
+            dir.join("../same/m.caffemodel"),
+        ] {
             let mut a = args(&builtin_toml(), Some(out.clone()), false);
             a.model = model.clone();
             let err = run(a).unwrap_err().to_string();
-            assert!(err.contains("is the input model"), "{}: {err}", out.display());
+            assert!(
+                err.contains("is the input model"),
+                "{}: {err}",
+                out.display()
+            );
         }
     }
 

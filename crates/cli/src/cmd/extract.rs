@@ -80,9 +80,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let exe = dir.path().join("butd-extract");
         std::fs::write(&exe, b"\x7fELF...BUTD-LIBTORCH-LIB=/nowhere/torch/lib\n...").unwrap();
-        assert_eq!(linked_libtorch(&exe), Some(PathBuf::from("/nowhere/torch/lib")));
+        assert_eq!(
+            linked_libtorch(&exe),
+            Some(PathBuf::from("/nowhere/torch/lib"))
+        );
         let err = check_libtorch(&exe, None).unwrap_err().to_string();
-        assert!(err.contains("/nowhere/torch/lib") && err.contains("scripts/setup.sh"), "{err}");
+        assert!(
+            err.contains("/nowhere/torch/lib") && err.contains("scripts/setup.sh"),
+            "{err}"
+        );
     }
 
     #[test]

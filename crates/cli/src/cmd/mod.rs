@@ -4,5 +4,6 @@ pub mod export;
 pub mod extract;
 pub mod inspect;
 pub mod merge;
+pub mod show;
 pub mod synth;
 pub mod verify;
