@@ -12,6 +12,8 @@ struct Rec<'a> {
     width: usize,
     feature: f32,
     objects_id: i64,
+    /// Write a `soft_labels` tensor (K × 1601 float16), as `butd extract --soft-labels` does.
+    soft_labels: bool,
 }
 
 impl Rec<'_> {
@@ -23,6 +25,7 @@ impl Rec<'_> {
             width: 2048,
             feature: 0.5,
             objects_id: 3,
+            soft_labels: false,
         }
     }
 
@@ -51,6 +54,12 @@ impl Rec<'_> {
             ("attrs_id", "I64", vec![k], i64s(vec![1; k])),
             ("attrs_conf", "F32", vec![k], f32s(vec![0.5; k])),
         ];
+        let mut tensors = tensors;
+        if self.soft_labels {
+            // float16 1.0 (0x3c00), little-endian.
+            let f16s = vec![0x00u8, 0x3c].repeat(k * 1601);
+            tensors.push(("soft_labels", "F16", vec![k, 1601], f16s));
+        }
         let mut header = serde_json::Map::new();
         let meta = serde_json::json!({
             "format": "butd-record-v1", "image_name": self.image_name,
@@ -324,4 +333,20 @@ fn a_failed_append_leaves_the_file_as_it_was_and_a_torn_row_is_cut_off() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("torn last row"), "{}", stderr(&o));
     assert_eq!(tsv_ids(&d.join("o.tsv")), ["1", "2"]);
+}
+
+#[test]
+fn uniter_exports_use_the_soft_labels_tensor_and_the_error_names_the_option() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    Rec::new("plain").write(&d.join("plain"));
+    let o = butd(&["export", "--records", "plain", "--format", "uniter-npz", "-o", "npz"], d);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("butd extract --soft-labels"), "{}", stderr(&o));
+    Rec { soft_labels: true, ..Rec::new("soft") }.write(&d.join("soft"));
+    let o = butd(&["export", "--records", "soft", "--format", "uniter-npz", "-o", "npz"], d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let entry = butd_formats::read_uniter_npz(&d.join("npz/soft.npz")).unwrap();
+    let soft = entry.get("soft_labels").expect("soft_labels in the npz");
+    assert_eq!(soft.shape, [2, 1601]);
 }

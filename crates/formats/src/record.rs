@@ -31,9 +31,15 @@ pub struct Record {
     /// `conf`, from which its converter computes the number of boxes to keep.
     pub conf: Option<Vec<f64>>,
     /// The kept boxes' full `cls_prob` rows (background column 0 included), K × C row-major:
-    /// UNITER's `soft_labels`. Only records written with activations carry `cls_prob`.
+    /// UNITER's `soft_labels`: from the record's `soft_labels` tensor (`butd extract
+    /// --soft-labels`: the kept rows only, float16 as UNITER stores them) or from `cls_prob`
+    /// (`--dump-activations`).
     pub soft_labels: Option<Vec<f32>>,
 }
+
+/// The record tensor `butd extract --soft-labels` writes: the kept boxes' `cls_prob` rows,
+/// K × 1601 float16.
+const SOFT_LABELS: &str = "soft_labels";
 
 /// Width of the features (`pool5_flat`) that every downstream consumer assumes.
 pub const FEATURE_DIM: usize = 2048;
@@ -344,6 +350,15 @@ impl Record {
             }
         };
 
+        let soft_labels = match tensor(SOFT_LABELS) {
+            Some(v) => Some(
+                values(path, SOFT_LABELS, &v, Dtype::F16, &[Some(k), None], |b| {
+                    half::f16::from_le_bytes([b[0], b[1]]).to_f32()
+                })?
+                .1,
+            ),
+            None => soft_labels,
+        };
         let dim = |key: &str| -> Result<usize, FormatError> {
             let text = meta
                 .get(key)

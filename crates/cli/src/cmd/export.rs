@@ -76,8 +76,9 @@ pub struct Args {
     /// UNITER: prefix of the npz names / LMDB keys (generate_npz.py uses "<dataset>_", e.g. nlvr2_)
     #[arg(long, value_name = "PREFIX", default_value = "")]
     name_prefix: String,
-    /// UNITER: write entries without soft_labels when records carry no cls_prob (UNITER's
-    /// MRC-kl pre-training reads soft_labels; fine-tuning does not)
+    /// UNITER: write entries without soft_labels when records carry none (`butd extract
+    /// --soft-labels` stores them; UNITER's MRC-kl pre-training reads soft_labels, fine-tuning
+    /// does not)
     #[arg(long)]
     without_soft_labels: bool,
     /// uniter-lmdb: convert_imgdir.py --conf_th (-1: fixed count, DB feat_numbb<num_bb>)
@@ -159,7 +160,12 @@ impl Sink {
     fn write(&mut self, r: &Record, without_soft_labels: bool) -> anyhow::Result<()> {
         let uniter = |prefix: &str| -> anyhow::Result<UniterEntry> {
             if r.soft_labels.is_none() && !without_soft_labels {
-                bail!("no cls_prob for UNITER's soft_labels (records written with activations have it); pass --without-soft-labels to omit them");
+                bail!(
+                    "no soft labels for UNITER's soft_labels: extract with `butd extract \
+                     --soft-labels` (the kept boxes' 1601 class scores as float16, ≈ 115 KB \
+                     per 36-box image; --dump-activations has them too, with 20 MB of other \
+                     activations), or pass --without-soft-labels to omit them"
+                );
             }
             UniterEntry::from_record(r, prefix).map_err(anyhow::Error::msg)
         };
