@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
+mod error_text;
 
 #[derive(Parser)]
 #[command(
@@ -55,7 +56,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text::error_text(&e));
             ExitCode::from(2)
         }
     }

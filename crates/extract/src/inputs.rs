@@ -85,10 +85,15 @@ fn under(root: Option<&Path>, path: &str) -> PathBuf {
     }
 }
 
-/// A file list: one path per line; blank lines and lines starting with `#` are skipped.
+/// A file list: one path per line; blank lines and lines starting with `#` are skipped. `-`
+/// reads the list from stdin (`find … | butd extract --list - …`).
 fn read_list(list: &Path, root: Option<&Path>) -> anyhow::Result<Vec<Source>> {
-    let text = std::fs::read_to_string(list)
-        .with_context(|| format!("cannot read the file list {}", list.display()))?;
+    let text = if list == Path::new("-") {
+        std::io::read_to_string(std::io::stdin()).context("cannot read the file list from stdin")?
+    } else {
+        std::fs::read_to_string(list)
+            .with_context(|| format!("cannot read the file list {}", list.display()))?
+    };
     Ok(text
         .lines()
         .map(str::trim_end)
@@ -176,9 +181,20 @@ fn check_id(id: &str, path: &Path) -> anyhow::Result<()> {
 pub fn collect(spec: &Spec) -> anyhow::Result<Vec<Input>> {
     let mut sources = Vec::new();
     for path in spec.paths {
+        // A path typed on the command line that is not there is a usage error (exit 2,
+        // nothing extracted); a missing file in a list or COCO JSON is that image's failure.
+        if std::fs::symlink_metadata(path).is_err() {
+            bail!("{}: no such file or folder", path.display());
+        }
         if path.is_dir() {
             let mut found = Vec::new();
             walk(path, &mut found, &mut HashSet::new())?;
+            if found.is_empty() {
+                eprintln!(
+                    "warning: the folder {} holds no *.jpg, *.jpeg or *.png file",
+                    path.display()
+                );
+            }
             sources.extend(found.into_iter().map(|path| Source {
                 path,
                 coco_id: None,

@@ -11,8 +11,11 @@
 //! run goes on), 2 on usage, input-list or weights errors (nothing was extracted).
 
 mod downstream;
+#[path = "../../cli/src/error_text.rs"]
+mod error_text;
 mod inputs;
 mod output;
+mod weights_check;
 
 /// The libtorch directory this executable was linked against (its RUNPATH, build.rs), as a
 /// marker `butd extract` finds in the file: when libtorch has moved since, `butd` says so and
@@ -56,7 +59,7 @@ struct Args {
     /// *.jpg, *.jpeg, *.png)
     #[arg(required_unless_present_any = ["list", "coco"])]
     images: Vec<PathBuf>,
-    /// A file with one image path per line (relative paths under --image-root)
+    /// A file with one image path per line (relative paths under --image-root); `-` reads stdin
     #[arg(long)]
     list: Option<PathBuf>,
     /// COCO-style JSON: the images of its "images" array (`file_name` under --image-root,
@@ -118,7 +121,8 @@ struct Args {
     /// machine its share)
     #[arg(long)]
     threads: Option<usize>,
-    /// Seconds between progress lines when stderr is not a terminal (a log file)
+    /// When stderr is not a terminal (a log file): at most one progress line per this many
+    /// seconds, printed as an image completes (and after the last)
     #[arg(long, default_value_t = 60)]
     log_every: u64,
 }
@@ -138,7 +142,7 @@ fn main() -> ExitCode {
             None => code,
         },
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text::error_text(&e));
             ExitCode::from(2)
         }
     }
@@ -282,10 +286,18 @@ impl Progress {
         )
         .with_style(
             ProgressStyle::with_template(
-                "{bar:30} {pos}/{len} images [{elapsed_precise} < ETA {eta_precise}, {per_sec}] {msg}",
+                "{bar:30} {pos}/{len} images [{elapsed_precise} < ETA {eta_precise}, {rate}] {msg}",
             )
-            .expect("the template is valid"),
+            .expect("the template is valid")
+            .with_key(
+                "rate",
+                |s: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = w.write_str(&rate_text(s.pos(), s.elapsed().as_secs_f64()));
+                },
+            ),
         );
+        // Redrawn every second, so the clock moves during an image that takes minutes.
+        bar.enable_steady_tick(Duration::from_secs(1));
         Progress {
             bar,
             log_every: (!terminal).then_some(log_every),
@@ -306,15 +318,34 @@ impl Progress {
         if self.last_log.elapsed() >= every || pos == len {
             self.last_log = Instant::now();
             let secs = self.start.elapsed().as_secs_f64();
-            let rate = pos as f64 / secs.max(1e-9);
-            let eta = (len - pos) as f64 / rate.max(1e-9);
+            let eta = (len - pos) as f64 * secs / (pos as f64).max(1e-9);
             eprintln!(
-                "{pos}/{len} images, {rate:.2} img/s, elapsed {}, ETA {}",
+                "{pos}/{len} images, {}, elapsed {}, ETA {}",
+                rate_text(pos, secs),
                 hms(secs),
                 hms(eta)
             );
         }
     }
+}
+
+/// `2.50 img/s`, or below one image a second `9.2 s/image` (a CPU run's "0.11 img/s" says
+/// little); `…` before the first image.
+fn rate_text(images: u64, secs: f64) -> String {
+    if images == 0 {
+        return "… s/image".into();
+    }
+    let rate = images as f64 / secs.max(1e-9);
+    if rate >= 1.0 {
+        format!("{rate:.2} img/s")
+    } else {
+        format!("{:.1} s/image", secs / images as f64)
+    }
+}
+
+/// `1 image`, `2 images`.
+fn images(n: usize) -> String {
+    format!("{n} image{}", if n == 1 { "" } else { "s" })
 }
 
 fn hms(secs: f64) -> String {
@@ -326,6 +357,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     let device = parse_device(&args.device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
     let precision = set_precision(device, args.fast)?;
     let select = select_config(&args)?;
+    weights_check::check(&args.weights)?;
     let mut inputs = inputs::collect(&inputs::Spec {
         paths: &args.images,
         list: args.list.as_deref(),
@@ -357,8 +389,8 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     let retry: HashSet<&str> = plan.todo.iter().map(|i| i.id.as_str()).collect();
     let mut failures = Failures::open(&out, &earlier, &retry)?;
     eprintln!(
-        "{} images{}: {} with a record already, {} listed as failed and skipped, {} to extract",
-        ids.len(),
+        "{}{}: {} with a record already, {} listed as failed and skipped, {} to extract",
+        images(ids.len()),
         args.shard.map_or(String::new(), |s| format!(
             " in shard {}/{} (of {total})",
             s.index, s.count
@@ -398,10 +430,16 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         let reason = match extract_one(&detector, &opts, input, &out, &info) {
             Ok(Outcome::Record) => None,
             Ok(Outcome::NoProposals(reason)) => Some(reason),
-            Err(e) => Some(format!("{e:#}")),
+            Err(e) => Some(error_text::error_text(&e)),
         };
         if let Some(reason) = reason {
-            progress.println(&format!("{}: {reason}", input.path.display()));
+            // Most reasons already start with the image's path.
+            let path = input.path.display().to_string();
+            progress.println(&if reason.starts_with(&path) {
+                reason.clone()
+            } else {
+                format!("{path}: {reason}")
+            });
             failures.add(&input.path, &input.id, &reason)?;
             failed_now += 1;
         }
@@ -409,9 +447,9 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     progress.bar.finish_and_clear();
     eprintln!(
-        "{} of {} images extracted into {} in {}{}",
+        "{} of {} extracted into {} in {}{}",
         plan.todo.len() - failed_now,
-        plan.todo.len(),
+        images(plan.todo.len()),
         out.path().display(),
         hms(progress.start.elapsed().as_secs_f64()),
         if failed_now == 0 {

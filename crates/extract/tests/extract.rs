@@ -180,6 +180,15 @@ fn file_names(dir: &Path) -> Vec<String> {
     names
 }
 
+/// `images/<id>.png` copies of the golden `chelsea_tiny.png` (fast to extract), one per id.
+fn tiny_copies(images: &Path, ids: &[&str]) {
+    std::fs::create_dir_all(images).unwrap();
+    for id in ids {
+        let tiny = support::golden_dir().join("images/chelsea_tiny.png");
+        std::fs::copy(tiny, images.join(format!("{id}.png"))).unwrap();
+    }
+}
+
 /// Acceptance: kill -9 in the middle of a run, then the same command again: every image has
 /// exactly one complete record, none half-written, the records of the killed run are kept.
 #[test]
@@ -188,15 +197,8 @@ fn kill_9_then_resume_gives_every_image_exactly_once() {
     let work = OutDir::new("kill9");
     let images = work.path().join("images");
     let out = work.path().join("out");
-    std::fs::create_dir_all(&images).unwrap();
     let ids = ["t0", "t1", "t2", "t3"];
-    for id in ids {
-        std::fs::copy(
-            support::golden_dir().join("images/chelsea_tiny.png"),
-            images.join(format!("{id}.png")),
-        )
-        .unwrap();
-    }
+    tiny_copies(&images, &ids);
     let command = || {
         let mut c = butd_extract();
         c.arg("--weights")
@@ -558,15 +560,8 @@ fn format_lxmert_tsv_after_kill_9_holds_every_image_exactly_once() {
     let images = work.path().join("images");
     let tsv = work.path().join("feats.tsv");
     let records = work.path().join("feats.tsv.records");
-    std::fs::create_dir_all(&images).unwrap();
     let ids = ["t0", "t1", "t2"];
-    for id in ids {
-        std::fs::copy(
-            support::golden_dir().join("images/chelsea_tiny.png"),
-            images.join(format!("{id}.png")),
-        )
-        .unwrap();
-    }
+    tiny_copies(&images, &ids);
     let command = || {
         let mut c = butd_extract();
         c.arg("--weights").arg(&weights).arg(&images);

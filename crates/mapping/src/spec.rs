@@ -145,13 +145,23 @@ impl Mapping {
         Self::parse(text, &format!("builtin:{name}"), Base::Builtin)
     }
 
-    /// A path if it exists, else a built-in name (`caffe-to-hf-frcnn`).
+    /// A path if it exists, else a built-in name (`caffe-to-hf-frcnn`). Neither: an error that
+    /// lists the built-in names (a newcomer's `--map hf` is not a missing file).
     pub fn load(spec: &str) -> Result<Self> {
         let path = Path::new(spec);
-        if path.exists() || builtin::mapping(spec).is_none() {
+        if path.exists() {
             Self::from_file(path)
-        } else {
+        } else if builtin::mapping(spec).is_some() {
             Self::builtin(spec)
+        } else {
+            Err(Error::Mapping {
+                origin: spec.to_string(),
+                line: 0,
+                message: format!(
+                    "neither a mapping file nor a built-in mapping; built in: {}",
+                    builtin::MAPPING_NAMES.join(", ")
+                ),
+            })
         }
     }
 

@@ -578,3 +578,13 @@ fn v1_legacy_file_converts_to_the_same_tensors() {
     }
     assert!(converted().path.exists());
 }
+
+#[test]
+fn an_unknown_map_name_lists_the_built_in_mappings() {
+    let err = butd_mapping::Mapping::load("hf").unwrap_err().to_string();
+    assert!(err.contains("built in: caffe-to-hf-frcnn"), "{err}");
+    assert!(
+        !err.contains("os error"),
+        "not reported as a missing file: {err}"
+    );
+}

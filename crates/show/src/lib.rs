@@ -233,7 +233,11 @@ mod tests {
         let c = draw(&gray(45, 30), &[det], &butd_vocab::Vocab::builtin());
         assert_eq!((c.width, c.height), (900, 600));
         let at = |x: usize, y: usize| &c.rgb[(y * c.width + x) * 3..][..3];
-        assert_eq!(at(201, 300), PALETTE[0], "the box's left edge: x1 = 10 → 200");
+        assert_eq!(
+            at(201, 300),
+            PALETTE[0],
+            "the box's left edge: x1 = 10 → 200"
+        );
         assert_eq!(at(300, 300), [128, 128, 128], "inside the box: the image");
         assert_eq!(at(800, 500), [128, 128, 128], "elsewhere: the image");
     }

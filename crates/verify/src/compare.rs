@@ -617,7 +617,13 @@ fn compare_set(
             }
             let cause = ties::explain_label(ev, prob, golden_rois[p.g], b)
                 .or_else(|| ties::explain_half_label(ev, label, (p.g, p.c), (a, b)));
-            let line = format!("#{}→#{} {a}→{b}", p.g, p.c);
+            let line = format!(
+                "#{}→#{} {}→{}",
+                p.g,
+                p.c,
+                crate::names::named(label, a),
+                crate::names::named(label, b)
+            );
             if cause.is_some() {
                 explained.push(line);
             } else {

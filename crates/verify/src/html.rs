@@ -123,8 +123,8 @@ impl Report {
                             esc(&d.label),
                             d.golden_index,
                             d.candidate_index,
-                            d.golden,
-                            d.candidate,
+                            esc(&crate::names::named(&d.label, d.golden)),
+                            esc(&crate::names::named(&d.label, d.candidate)),
                             format_box(&d.bbox),
                             d.cause.as_deref().map_or("—".into(), esc)
                         )

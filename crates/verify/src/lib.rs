@@ -22,6 +22,7 @@ mod engine;
 mod error;
 mod html;
 pub mod hungarian;
+mod names;
 pub mod regions;
 mod report;
 pub mod resolution;

@@ -187,6 +187,16 @@ fn two_swapped_labels_are_label_disagreements() {
         ]
     );
     assert!(fin.label_disagreements.iter().all(|d| d.cause.is_none()));
+    // The reports name the classes by their Visual Genome words (vocab/objects_vocab.txt).
+    let vocab = butd_vocab::Vocab::builtin();
+    let (a, b) = (ids[0] as i64, ids[j] as i64);
+    let html = r.to_html();
+    for (id, word) in [(a, vocab.object(a)), (b, vocab.object(b))] {
+        assert!(
+            html.contains(&format!("{id} {word}")),
+            "{id} {word} not in the HTML report"
+        );
+    }
 }
 
 #[test]
