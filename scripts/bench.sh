@@ -14,7 +14,7 @@ case "$what" in
   extract|all) run extract cargo run -q --release -p butd-model   --example bench_extract ;;&
   verify|all)  run verify  cargo run -q --release -p butd-verify  --example bench_verify ;;&
   verify-tsv|all) run verify-tsv cargo run -q --release -p butd-verify --example bench_verify_tsv ;;&
-  host|all)    run host    cargo run -q --release -p butd-model   --example bench_host_layers ;;&
+  host|all)    run host    cargo run -q --release -p butd-host    --example bench_host_layers ;;&
   resize|all)  run resize  cargo bench -q -p butd-preprocess --bench resize ;;&
   read|convert|extract|verify|verify-tsv|host|resize|all) ;;
   *) echo "usage: scripts/bench.sh read|convert|extract|verify|verify-tsv|host|resize|all" >&2; exit 2 ;;

@@ -34,11 +34,10 @@ use anyhow::{bail, Context};
 use butd_model::detector::{
     configure_runtime, device_name, parse_device, DetectError, DetectOptions, Detector,
 };
-use butd_model::record::{
-    record_state, write_no_proposals_record, write_record, RecordInfo, RecordState,
-};
+use butd_model::record::{write_no_proposals_record, write_record, RecordInfo};
 use butd_model::select::SelectConfig;
 use butd_model::tch::Device;
+use butd_record::{record_state, RecordState};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use inputs::{IdPolicy, Input, Shard};
@@ -387,7 +386,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let retry: HashSet<&str> = plan.todo.iter().map(|i| i.id.as_str()).collect();
-    let mut failures = Failures::open(&out, &earlier, &retry)?;
+    let mut failures = Failures::open(out.path(), &earlier, &retry)?;
     eprintln!(
         "{}{}: {} with a record already, {} listed as failed and skipped, {} to extract",
         images(ids.len()),

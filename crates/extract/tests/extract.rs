@@ -156,19 +156,8 @@ fn extract_writes_records_and_lists_failures() {
     assert!(!out.path().join("index.safetensors").exists());
 }
 
-/// The final tensors every record has.
-const FINAL_TENSORS: [&str; 10] = [
-    "boxes",
-    "features",
-    "keep",
-    "max_conf",
-    "objects_id",
-    "objects_conf",
-    "attrs_id",
-    "attrs_conf",
-    "im_info",
-    "rois",
-];
+/// The final tensors every record has (the record contract's list).
+use butd_record::tensors::ALWAYS_WRITTEN as FINAL_TENSORS;
 
 /// The files of `dir`, sorted.
 fn file_names(dir: &Path) -> Vec<String> {

@@ -1,9 +1,12 @@
 //! The canonical record (one safetensors file per image, `butd extract`'s output and the golden
-//! files' layout, `golden/README.md`) reduced to what downstream formats store.
+//! files' layout, `golden/README.md`) reduced to what downstream formats store. Tensor names
+//! and metadata keys are the record contract's (`butd-record`).
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 
+use butd_record::meta;
+use butd_record::tensors as t;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::error::FormatError;
@@ -261,12 +264,12 @@ impl Record {
             .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
         let st = SafeTensors::deserialize(&map)
             .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
-        let meta = header.metadata().clone().unwrap_or_default();
+        let metadata = header.metadata().clone().unwrap_or_default();
         let tensor = |name: &str| st.tensor(name).ok();
 
-        let Some(boxes_view) = tensor("boxes") else {
-            let reason = meta
-                .get("caffe_result")
+        let Some(boxes_view) = tensor(t::BOXES) else {
+            let reason = metadata
+                .get(meta::CAFFE_RESULT)
                 .cloned()
                 .unwrap_or_else(|| "no `boxes` tensor".into());
             return Err(FormatError::NoDetections {
@@ -276,7 +279,7 @@ impl Record {
         };
         let (shape, flat) = values(
             path,
-            "boxes",
+            t::BOXES,
             &boxes_view,
             Dtype::F32,
             &[None, Some(4)],
@@ -294,10 +297,11 @@ impl Record {
             .map(|b| [b[0], b[1], b[2], b[3]])
             .collect();
 
-        let features_view = tensor("features").ok_or_else(|| bad("no `features` tensor".into()))?;
+        let features_view =
+            tensor(t::FEATURES).ok_or_else(|| bad("no `features` tensor".into()))?;
         let (shape, features) = values(
             path,
-            "features",
+            t::FEATURES,
             &features_view,
             Dtype::F32,
             &[Some(k), None],
@@ -316,18 +320,18 @@ impl Record {
                 .transpose()
         };
 
-        let keep = per_box_i64("keep")?;
+        let keep = per_box_i64(t::KEEP)?;
         let (conf, soft_labels) = match keep {
             None => (None, None),
             Some(keep) => {
-                let max_conf = tensor("max_conf")
+                let max_conf = tensor(t::MAX_CONF)
                     .map(|v| {
-                        values(path, "max_conf", &v, Dtype::F64, &[None], f64_le).map(|(_, x)| x)
+                        values(path, t::MAX_CONF, &v, Dtype::F64, &[None], f64_le).map(|(_, x)| x)
                     })
                     .transpose()?;
                 let r = max_conf.as_ref().map(Vec::len);
-                let cls_prob = tensor("cls_prob")
-                    .map(|v| values(path, "cls_prob", &v, Dtype::F32, &[r, None], f32_le))
+                let cls_prob = tensor(t::CLS_PROB)
+                    .map(|v| values(path, t::CLS_PROB, &v, Dtype::F32, &[r, None], f32_le))
                     .transpose()?;
                 let rows = max_conf
                     .as_ref()
@@ -360,7 +364,7 @@ impl Record {
             None => soft_labels,
         };
         let dim = |key: &str| -> Result<usize, FormatError> {
-            let text = meta
+            let text = metadata
                 .get(key)
                 .ok_or_else(|| bad(format!("no `{key}` metadata")))?;
             text.parse()
@@ -369,15 +373,15 @@ impl Record {
         let image_id = policy.image_id(&Record::record_id(path)).map_err(bad)?;
         Ok(Record {
             image_id,
-            image_h: dim("orig_h")?,
-            image_w: dim("orig_w")?,
+            image_h: dim(meta::ORIG_H)?,
+            image_w: dim(meta::ORIG_W)?,
             boxes,
             features,
             feature_dim,
-            objects_id: per_box_i64("objects_id")?,
-            objects_conf: per_box_f32("objects_conf")?,
-            attrs_id: per_box_i64("attrs_id")?,
-            attrs_conf: per_box_f32("attrs_conf")?,
+            objects_id: per_box_i64(t::OBJECTS_ID)?,
+            objects_conf: per_box_f32(t::OBJECTS_CONF)?,
+            attrs_id: per_box_i64(t::ATTRS_ID)?,
+            attrs_conf: per_box_f32(t::ATTRS_CONF)?,
             conf,
             soft_labels,
         })

@@ -17,10 +17,9 @@ use safetensors::{Dtype, SafeTensors};
 use serde_json::Value;
 
 /// HF anchor k = 3·size + ratio (docs/ports.md §C.3) ← Caffe anchor a = 4·ratio + scale
-/// (docs/semantics.md §2.4), computed from the two enumeration orders.
+/// (docs/semantics.md §2.4): `butd-host`'s one anchor table, which the model also uses.
 fn caffe_anchor_of(k: usize) -> usize {
-    let (size, ratio) = (k / 3, k % 3);
-    ratio * 4 + size
+    butd_host::anchors::hf_anchor_order()[k]
 }
 
 struct Converted {
@@ -316,21 +315,9 @@ fn rpn_deltas_rows_come_from_their_caffe_anchor() {
 
 #[test]
 fn cell_anchors_are_caffe_generate_anchors_in_hf_convention() {
-    // generate_anchors(base 16, ratios (0.5, 1, 2), scales (4, 8, 16, 32)), docs/semantics.md §2.4.
-    let mut caffe = Vec::new();
-    for ratio in [0.5f64, 1.0, 2.0] {
-        let w = (256.0 / ratio).sqrt().round_ties_even();
-        let h = (w * ratio).round_ties_even();
-        for scale in [4.0, 8.0, 16.0, 32.0] {
-            let (ws, hs) = (w * scale, h * scale);
-            caffe.push([
-                7.5 - (ws - 1.0) / 2.0,
-                7.5 - (hs - 1.0) / 2.0,
-                7.5 + (ws - 1.0) / 2.0,
-                7.5 + (hs - 1.0) / 2.0,
-            ]);
-        }
-    }
+    // generate_anchors(base 16, ratios (0.5, 1, 2), scales (4, 8, 16, 32)), docs/semantics.md §2.4:
+    // the proposal layer's own table (`butd-host`), so the mapping's constant cannot drift from it.
+    let caffe = butd_host::anchors::caffe_anchors();
     assert_eq!(
         caffe[0],
         [-38.0, -16.0, 53.0, 31.0],

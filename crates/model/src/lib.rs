@@ -2,8 +2,8 @@
 //!
 //! Network parts run on tch (CPU or CUDA); the parts where Caffe's Python layers decide the
 //! output bit for bit (proposal layer, NumPy's sort, NumPy's `exp`, NMS, generate_tsv's
-//! selection) are plain Rust on the host. Section numbers (§) refer to
-//! `docs/semantics.md`.
+//! selection) are plain Rust on the host, in `butd-host` (re-exported here). Section numbers
+//! (§) refer to `docs/semantics.md`.
 //!
 //! ```no_run
 //! use butd_model::{DetectOptions, Detector};
@@ -25,11 +25,9 @@
 //! [`heads`] (res5, classifier, attributes) → [`select`]; [`detector`] runs them for one
 //! image and [`record`] writes the result.
 
-pub mod nms;
-pub mod numpy_exp;
-pub mod numpy_sort;
-pub mod proposals;
-pub mod select;
+/// Caffe's host-side layers live in the libtorch-free `butd-host`; re-exported under their old
+/// paths so that `butd_model::select::…` keeps naming the one implementation.
+pub use butd_host::{anchors, nms, numpy_exp, numpy_sort, proposals, select};
 
 pub mod detector;
 pub mod heads;

@@ -13,31 +13,33 @@
 //! `num_boxes`, `selection`, `device`, `weights_sha256` when known, and the caller's
 //! [`RecordInfo::extra`] entries.
 //!
-//! A record is complete or absent: it is written to a temporary file in the same folder, named
-//! `.butd-record-*.tmp` ([`is_temp_record_name`]), and renamed into place. [`record_state`]
-//! tells a complete record from a damaged one without reading its tensors.
+//! The contract itself (tensor names, metadata keys, temporary names, atomic writing,
+//! [`record_state`]) is `butd-record`'s; this module only turns a [`Detection`]'s tch tensors
+//! into those bytes.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use butd_formats::python_float_str;
+use butd_record::file::{write_atomically, WriteError};
+use butd_record::meta;
+use butd_record::tensors as names;
 use safetensors::tensor::{Dtype, View};
 use tch::{Kind, Tensor};
 
 use crate::detector::{Detection, InputShape};
 use crate::heads::POOL5_CHANNELS;
 
-/// The `format` metadata value.
-pub const RECORD_FORMAT: &str = "butd-record-v1";
+// The contract, under the paths callers of `butd_model::record` have always used.
+pub use butd_record::{
+    is_temp_record_name, record_state, RecordState, RECORD_FORMAT, RESULT_DETECTIONS,
+    RESULT_NO_PROPOSALS,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
-    #[error("{path}: cannot write the record: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Io(#[from] WriteError),
     #[error("{path}: cannot serialise the record: {message}")]
     Serialize { path: PathBuf, message: String },
 }
@@ -52,20 +54,6 @@ pub struct RecordInfo {
     pub weights_sha256: Option<String>,
     /// More metadata entries (e.g. `precision`).
     pub extra: Vec<(String, String)>,
-}
-
-/// The `result` metadata of a record with detections.
-pub const RESULT_DETECTIONS: &str = "detections";
-/// The `result` metadata of a record whose image had no proposals (Caffe's crash case).
-pub const RESULT_NO_PROPOSALS: &str = "no_proposals";
-
-/// Temporary record files are `.butd-record-<random>.tmp`: hidden, and never a `*.safetensors`.
-const TEMP_PREFIX: &str = ".butd-record-";
-const TEMP_SUFFIX: &str = ".tmp";
-
-/// Whether `file_name` is a temporary record file (left behind only when its writer was killed).
-pub fn is_temp_record_name(file_name: &str) -> bool {
-    file_name.starts_with(TEMP_PREFIX) && file_name.ends_with(TEMP_SUFFIX)
 }
 
 /// A tensor's bytes, owned, for `safetensors::serialize`.
@@ -144,31 +132,31 @@ fn record_tensors(det: &Detection) -> Vec<(&'static str, Bytes)> {
         .collect();
     let keep: Vec<i64> = det.selection.keep.iter().map(|&i| i as i64).collect();
     let mut tensors = vec![
-        ("boxes", f32s(&flat_boxes, &[k, 4])),
+        (names::BOXES, f32s(&flat_boxes, &[k, 4])),
         (
-            "features",
+            names::FEATURES,
             f32s(&det.features, &[k, POOL5_CHANNELS as usize]),
         ),
-        ("keep", i64s(&keep)),
-        ("max_conf", f64s(&det.selection.max_conf)),
-        ("objects_id", i64s(&det.objects_id)),
-        ("objects_conf", f32s(&det.objects_conf, &[k])),
-        ("attrs_id", i64s(&det.attrs_id)),
-        ("attrs_conf", f32s(&det.attrs_conf, &[k])),
-        ("im_info", f32s(&det.input.im_info, &[3])),
-        ("rois", f32s(&rois, &[det.rois.len(), 5])),
+        (names::KEEP, i64s(&keep)),
+        (names::MAX_CONF, f64s(&det.selection.max_conf)),
+        (names::OBJECTS_ID, i64s(&det.objects_id)),
+        (names::OBJECTS_CONF, f32s(&det.objects_conf, &[k])),
+        (names::ATTRS_ID, i64s(&det.attrs_id)),
+        (names::ATTRS_CONF, f32s(&det.attrs_conf, &[k])),
+        (names::IM_INFO, f32s(&det.input.im_info, &[3])),
+        (names::ROIS, f32s(&rois, &[det.rois.len(), 5])),
     ];
     if let Some(a) = &det.activations {
         for (name, t) in [
-            ("image_bgr", &a.image_bgr),
-            ("data", &a.data),
-            ("res4b22", &a.res4b22),
-            ("rpn_cls_prob_reshape", &a.rpn_cls_prob_reshape),
-            ("rpn_bbox_pred", &a.rpn_bbox_pred),
-            ("pool5_flat", &a.pool5_flat),
-            ("cls_prob", &a.cls_prob),
-            ("predicted_cls", &a.predicted_cls),
-            ("attr_prob", &a.attr_prob),
+            (names::IMAGE_BGR, &a.image_bgr),
+            (names::DATA, &a.data),
+            (names::RES4B22, &a.res4b22),
+            (names::RPN_CLS_PROB_RESHAPE, &a.rpn_cls_prob_reshape),
+            (names::RPN_BBOX_PRED, &a.rpn_bbox_pred),
+            (names::POOL5_FLAT, &a.pool5_flat),
+            (names::CLS_PROB, &a.cls_prob),
+            (names::PREDICTED_CLS, &a.predicted_cls),
+            (names::ATTR_PROB, &a.attr_prob),
         ] {
             tensors.push((name, tensor_bytes(t)));
         }
@@ -179,16 +167,16 @@ fn record_tensors(det: &Detection) -> Vec<(&'static str, Bytes)> {
 /// The tensors of a record without proposals: every final tensor with 0 rows, `rois` 0×5.
 fn no_proposal_tensors(input: &InputShape) -> Vec<(&'static str, Bytes)> {
     vec![
-        ("boxes", f32s(&[], &[0, 4])),
-        ("features", f32s(&[], &[0, POOL5_CHANNELS as usize])),
-        ("keep", i64s(&[])),
-        ("max_conf", f64s(&[])),
-        ("objects_id", i64s(&[])),
-        ("objects_conf", f32s(&[], &[0])),
-        ("attrs_id", i64s(&[])),
-        ("attrs_conf", f32s(&[], &[0])),
-        ("im_info", f32s(&input.im_info, &[3])),
-        ("rois", f32s(&[], &[0, 5])),
+        (names::BOXES, f32s(&[], &[0, 4])),
+        (names::FEATURES, f32s(&[], &[0, POOL5_CHANNELS as usize])),
+        (names::KEEP, i64s(&[])),
+        (names::MAX_CONF, f64s(&[])),
+        (names::OBJECTS_ID, i64s(&[])),
+        (names::OBJECTS_CONF, f32s(&[], &[0])),
+        (names::ATTRS_ID, i64s(&[])),
+        (names::ATTRS_CONF, f32s(&[], &[0])),
+        (names::IM_INFO, f32s(&input.im_info, &[3])),
+        (names::ROIS, f32s(&[], &[0, 5])),
     ]
 }
 
@@ -196,10 +184,10 @@ fn no_proposal_tensors(input: &InputShape) -> Vec<(&'static str, Bytes)> {
 /// reader never sees half a record).
 pub fn write_record(path: &Path, det: &Detection, info: &RecordInfo) -> Result<(), RecordError> {
     let fields = [
-        ("result", RESULT_DETECTIONS.to_string()),
-        ("num_rois", det.rois.len().to_string()),
-        ("num_boxes", det.selection.keep.len().to_string()),
-        ("selection", det.selection.branch.as_str().to_string()),
+        (meta::RESULT, RESULT_DETECTIONS.to_string()),
+        (meta::NUM_ROIS, det.rois.len().to_string()),
+        (meta::NUM_BOXES, det.selection.keep.len().to_string()),
+        (meta::SELECTION, det.selection.branch.as_str().to_string()),
     ];
     write_tensors(path, record_tensors(det), &det.input, &fields, info)
 }
@@ -215,11 +203,11 @@ pub fn write_no_proposals_record(
     info: &RecordInfo,
 ) -> Result<(), RecordError> {
     let fields = [
-        ("result", RESULT_NO_PROPOSALS.to_string()),
-        ("reason", reason.to_string()),
-        ("num_rois", "0".to_string()),
-        ("num_boxes", "0".to_string()),
-        ("selection", "none".to_string()),
+        (meta::RESULT, RESULT_NO_PROPOSALS.to_string()),
+        (meta::REASON, reason.to_string()),
+        (meta::NUM_ROIS, "0".to_string()),
+        (meta::NUM_BOXES, "0".to_string()),
+        (meta::SELECTION, "none".to_string()),
     ];
     write_tensors(path, no_proposal_tensors(input), input, &fields, info)
 }
@@ -232,128 +220,37 @@ fn write_tensors(
     fields: &[(&str, String)],
     info: &RecordInfo,
 ) -> Result<(), RecordError> {
-    let io_err = |source| RecordError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let mut names: Vec<&str> = tensors.iter().map(|(n, _)| *n).collect();
-    names.sort_unstable();
-    let mut meta: HashMap<String, String> = [
-        ("format", RECORD_FORMAT.to_string()),
-        ("tensors", names.join(",")),
-        ("image_name", info.image_name.clone()),
-        ("orig_h", input.orig_h.to_string()),
-        ("orig_w", input.orig_w.to_string()),
-        ("im_scale", python_float_str(input.im_scale)),
-        ("net_h", input.net_h.to_string()),
-        ("net_w", input.net_w.to_string()),
-        ("device", info.device.clone()),
+    let mut tensor_names: Vec<&str> = tensors.iter().map(|(n, _)| *n).collect();
+    tensor_names.sort_unstable();
+    let mut metadata: HashMap<String, String> = [
+        (meta::FORMAT, RECORD_FORMAT.to_string()),
+        (meta::TENSORS, tensor_names.join(",")),
+        (meta::IMAGE_NAME, info.image_name.clone()),
+        (meta::ORIG_H, input.orig_h.to_string()),
+        (meta::ORIG_W, input.orig_w.to_string()),
+        (meta::IM_SCALE, python_float_str(input.im_scale)),
+        (meta::NET_H, input.net_h.to_string()),
+        (meta::NET_W, input.net_w.to_string()),
+        (meta::DEVICE, info.device.clone()),
     ]
     .into_iter()
     .chain(fields.iter().map(|(k, v)| (*k, v.clone())))
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     if let Some(sha) = &info.weights_sha256 {
-        meta.insert("weights_sha256".into(), sha.clone());
+        metadata.insert(meta::WEIGHTS_SHA256.into(), sha.clone());
     }
     for (k, v) in &info.extra {
-        meta.insert(k.clone(), v.clone());
+        metadata.insert(k.clone(), v.clone());
     }
     let views: Vec<(&str, &Bytes)> = tensors.iter().map(|(n, b)| (*n, b)).collect();
-    let bytes = safetensors::serialize(views, &Some(meta)).map_err(|e| RecordError::Serialize {
-        path: path.to_path_buf(),
-        message: e.to_string(),
-    })?;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(TEMP_PREFIX)
-        .suffix(TEMP_SUFFIX)
-        .tempfile_in(dir)
-        .map_err(io_err)?;
-    tmp.write_all(&bytes).map_err(io_err)?;
-    // The temporary file is private (0600); a record is an ordinary output file.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(0o644))
-            .map_err(io_err)?;
-    }
-    // On disk before the rename, so that after a power cut the name never points at a file
-    // whose data was not written yet.
-    tmp.as_file().sync_all().map_err(io_err)?;
-    tmp.persist(path).map_err(|e| io_err(e.error))?;
+    let bytes =
+        safetensors::serialize(views, &Some(metadata)).map_err(|e| RecordError::Serialize {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    write_atomically(path, &bytes)?;
     Ok(())
-}
-
-/// What a record file on disk is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RecordState {
-    Absent,
-    /// A whole `butd-record-v1` file; `result` as its metadata says.
-    Complete {
-        result: String,
-    },
-    /// Something else: why.
-    Damaged(String),
-}
-
-/// Checks `path` without reading its tensors: the safetensors header parses, says
-/// `format = butd-record-v1`, and the file is exactly as long as the header's offsets say.
-pub fn record_state(path: &Path) -> RecordState {
-    use std::io::Read;
-    let mut file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return RecordState::Absent,
-        Err(e) => return RecordState::Damaged(format!("cannot open: {e}")),
-    };
-    let damaged = |m: String| RecordState::Damaged(m);
-    let len = match file.metadata() {
-        Ok(m) => m.len(),
-        Err(e) => return damaged(format!("cannot stat: {e}")),
-    };
-    let mut n = [0u8; 8];
-    if file.read_exact(&mut n).is_err() {
-        return damaged(format!("{len} bytes, shorter than a safetensors header"));
-    }
-    let n = u64::from_le_bytes(n);
-    if n > len - 8 {
-        return damaged(format!("header of {n} bytes in a file of {len}"));
-    }
-    let mut header = vec![0u8; n as usize];
-    if let Err(e) = file.read_exact(&mut header) {
-        return damaged(format!("cannot read the header: {e}"));
-    }
-    let header: serde_json::Value = match serde_json::from_slice(&header) {
-        Ok(v) => v,
-        Err(e) => return damaged(format!("header is not JSON: {e}")),
-    };
-    let Some(entries) = header.as_object() else {
-        return damaged("header is not a JSON object".into());
-    };
-    let meta = entries.get("__metadata__");
-    let meta_str = |key: &str| meta.and_then(|m| m.get(key)).and_then(|v| v.as_str());
-    if meta_str("format") != Some(RECORD_FORMAT) {
-        return damaged(format!("metadata format is not {RECORD_FORMAT}"));
-    }
-    let data_end = entries
-        .iter()
-        .filter(|(k, _)| k.as_str() != "__metadata__")
-        .filter_map(|(_, v)| v.get("data_offsets")?.get(1)?.as_u64())
-        .max()
-        .unwrap_or(0);
-    if 8 + n + data_end != len {
-        return damaged(format!(
-            "{len} bytes, but its header describes {}",
-            8 + n + data_end
-        ));
-    }
-    RecordState::Complete {
-        result: meta_str("result").unwrap_or(RESULT_DETECTIONS).to_string(),
-    }
 }
 
 #[cfg(test)]

@@ -3,67 +3,19 @@
 //!
 //! The HF layout stores one objectness logit per anchor, `L = fg − bg` (docs/ports.md §G), and its
 //! anchors in its own (size-major) order. The anchor order is read from
-//! `cell_anchors.0` at load time ([`anchor_order`]) and the channels are put back in Caffe's
+//! `cell_anchors.0` at load time ([`butd_host::anchors::anchor_order`]) and the channels are put back in Caffe's
 //! (ratio-major) order, so the proposal layer sees exactly Caffe's blobs.
 
 use tch::{Device, Tensor};
 
-use crate::proposals::{caffe_anchors, NUM_ANCHORS};
 use crate::trunk::{Conv, Geometry, Layout, Placement};
 use crate::weights::{WeightPath, WeightsError};
+use butd_host::anchors::{anchor_order, NUM_ANCHORS};
 
 /// Channels of `res4b22` and of `rpn_conv/3x3` (§8.2).
 const RPN_IN_CHANNELS: i64 = 1024;
 const RPN_HIDDEN_CHANNELS: i64 = 512;
 const A: i64 = NUM_ANCHORS as i64;
-
-/// The proposal layer's anchors (§2.4: base 16, ratios 0.5/1/2 outer, scales 4/8/16/32 inner),
-/// as HF's `cell_anchors.0` stores them: x2 and y2 + 1, so that HF's `w = x2 − x1` decode gives
-/// Caffe's `x2 − x1 + 1` geometry (docs/ports.md §C.3).
-pub fn caffe_anchors_hf_convention() -> Vec<[f32; 4]> {
-    caffe_anchors()
-        .iter()
-        .map(|b| {
-            [
-                b[0] as f32,
-                b[1] as f32,
-                (b[2] + 1.0) as f32,
-                (b[3] + 1.0) as f32,
-            ]
-        })
-        .collect()
-}
-
-/// For each Caffe anchor a, the HF anchor index k that holds it: matches the stored
-/// `cell_anchors` (HF convention, any order) against [`caffe_anchors_hf_convention`] exactly.
-/// Fails if they are not the same 12 boxes.
-pub fn anchor_order(cell_anchors: &[[f32; 4]]) -> Result<[usize; NUM_ANCHORS], String> {
-    let caffe = caffe_anchors_hf_convention();
-    if cell_anchors.len() != caffe.len() {
-        return Err(format!(
-            "{} anchors, expected {}",
-            cell_anchors.len(),
-            caffe.len()
-        ));
-    }
-    let mut order = [0; NUM_ANCHORS];
-    for (a, anchor) in caffe.iter().enumerate() {
-        let found: Vec<usize> = (0..cell_anchors.len())
-            .filter(|&k| cell_anchors[k] == *anchor)
-            .collect();
-        match found[..] {
-            [k] => order[a] = k,
-            _ => {
-                return Err(format!(
-                    "Caffe anchor {a} {anchor:?} (x2, y2 + 1) occurs {} times in {cell_anchors:?}; \
-                     expected the 12 Caffe anchors of §2.4 in any order",
-                    found.len()
-                ))
-            }
-        }
-    }
-    Ok(order)
-}
 
 /// Caffe's 2-way softmax over the pair (bg, fg) written with the HF logit `L = fg − bg`
 /// (§2.3): `m = max(0, L)`, `e0 = exp(−m)`, `e1 = exp(L − m)`, `P_bg = e0/(e0+e1)`,
@@ -162,42 +114,6 @@ impl Rpn {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn caffe_anchor_table_in_hf_convention() {
-        // docs/ports.md §C.3, Caffe order, x2/y2 + 1.
-        let expected: [[f32; 4]; 12] = [
-            [-38., -16., 54., 32.],
-            [-84., -40., 100., 56.],
-            [-176., -88., 192., 104.],
-            [-360., -184., 376., 200.],
-            [-24., -24., 40., 40.],
-            [-56., -56., 72., 72.],
-            [-120., -120., 136., 136.],
-            [-248., -248., 264., 264.],
-            [-14., -36., 30., 52.],
-            [-36., -80., 52., 96.],
-            [-80., -168., 96., 184.],
-            [-168., -344., 184., 360.],
-        ];
-        assert_eq!(caffe_anchors_hf_convention(), expected);
-    }
-
-    #[test]
-    fn anchor_order_recovers_hf_size_major_permutation() {
-        let caffe = caffe_anchors_hf_convention();
-        // HF k → Caffe a (docs/ports.md §C.3).
-        let a_of_k = [0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11];
-        let hf: Vec<[f32; 4]> = a_of_k.iter().map(|&a| caffe[a]).collect();
-        let order = anchor_order(&hf).unwrap();
-        for (a, &k) in order.iter().enumerate() {
-            assert_eq!(a_of_k[k], a);
-        }
-        assert_eq!(anchor_order(&caffe).unwrap(), std::array::from_fn(|i| i));
-        let mut wrong = hf.clone();
-        wrong[3][2] -= 1.0; // Caffe's own x2 (without +1)
-        assert!(anchor_order(&wrong).unwrap_err().contains("occurs 0 times"));
-    }
 
     #[test]
     fn two_way_softmax_equals_caffe_pair_softmax() {

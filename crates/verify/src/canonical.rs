@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use butd_formats::{NdArray, NpyDtype, UniterEntry, UniterOptions, VqaImage};
+use butd_host::select::argmax_skipping_background;
 use safetensors::Dtype;
 use serde::{Deserialize, Serialize};
 
@@ -332,13 +333,8 @@ pub fn from_uniter(
         let (ids, conf): (Vec<i64>, Vec<f64>) = soft
             .chunks_exact(cols)
             .map(|row| {
-                let mut best = 1;
-                for (j, &v) in row.iter().enumerate().skip(2) {
-                    if v > row[best] {
-                        best = j;
-                    }
-                }
-                (best as i64 - 1, row[best])
+                let (c, v) = argmax_skipping_background(row).expect("cols >= 2");
+                (c as i64, v)
             })
             .unzip();
         rec.tensors.insert("objects_id".into(), i64_tensor(ids));

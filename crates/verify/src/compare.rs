@@ -2,6 +2,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use butd_host::select::argmax_skipping_background;
+
 use crate::boxes::{format_box, Box4};
 use crate::regions::{best_iou, inversions, match_boxes, role_of, FINAL_TENSORS, ROIS_TENSORS};
 use crate::report::{
@@ -407,14 +409,9 @@ fn usable_set_tensors(
     out
 }
 
+/// LXMERT's label of a roi's probability row (`butd_host`'s argmax without background).
 fn argmax_from_1(row: &[f64]) -> i64 {
-    let mut best = 1;
-    for (k, &v) in row.iter().enumerate().skip(1) {
-        if v > row[best] {
-            best = k;
-        }
-    }
-    best as i64 - 1
+    argmax_skipping_background(row).map_or(-1, |(c, _)| c as i64)
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -172,10 +172,7 @@ impl Plan {
 /// FNV-1a of the id, mixed with the seed (splitmix64): the sample rank of an image. Stable
 /// across platforms and runs.
 fn sample_rank(seed: u64, id: &str) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in id.as_bytes() {
-        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-    }
+    let h = butd_host::fnv1a64(id.as_bytes());
     let mut z = h ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15);
     z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
@@ -662,32 +659,10 @@ fn selection_mismatch(spans: [(usize, usize); 2]) -> Option<String> {
     }
 }
 
-/// Tensors in pipeline order for the per-layer summary; others follow alphabetically. Also
-/// the tensor names a thresholds file may gate ([`crate::Thresholds::parse`]).
-pub(crate) const LAYER_ORDER: [&str; 22] = [
-    "image_bgr",
-    "im_info",
-    "data",
-    "res4b22",
-    "rpn_cls_prob_reshape",
-    "rpn_bbox_pred",
-    "rois",
-    "pool5_flat",
-    "cls_prob",
-    "predicted_cls",
-    "attr_prob",
-    "max_conf",
-    "bbox_pred_keep",
-    "keep",
-    "boxes",
-    "features",
-    "objects_id",
-    "objects_conf",
-    "attrs_id",
-    "attrs_conf",
-    "conf",
-    "soft_labels",
-];
+/// Tensors in pipeline order for the per-layer summary (the record contract's order); others
+/// follow alphabetically. Also the tensor names a thresholds file may gate
+/// ([`crate::Thresholds::parse`]).
+pub(crate) use butd_record::tensors::PIPELINE_ORDER as LAYER_ORDER;
 
 fn layer_summaries(
     layers: BTreeMap<String, LayerValues>,

@@ -4,39 +4,8 @@ use crate::hungarian::min_cost_assignment;
 use crate::report::{RegionSet, Role};
 use crate::tensor::Record;
 
-/// Tensors whose row i belongs to `rois[i]` (golden/README.md, "Tensors").
-pub const ROIS_TENSORS: [&str; 6] = [
-    "rois",
-    "pool5_flat",
-    "cls_prob",
-    "attr_prob",
-    "predicted_cls",
-    "max_conf",
-];
-/// Tensors whose row j belongs to final region j. `conf` (generate_tsv's `max_conf` of the
-/// region) and `soft_labels` (its `cls_prob` row) are what UNITER's img_db stores per region.
-pub const FINAL_TENSORS: [&str; 10] = [
-    "keep",
-    "boxes",
-    "features",
-    "objects_id",
-    "objects_conf",
-    "attrs_id",
-    "attrs_conf",
-    "bbox_pred_keep",
-    "conf",
-    "soft_labels",
-];
-
-pub fn role_of(name: &str) -> Role {
-    if ROIS_TENSORS.contains(&name) {
-        Role::Rois
-    } else if FINAL_TENSORS.contains(&name) {
-        Role::Final
-    } else {
-        Role::Dense
-    }
-}
+// The record contract's lists and roles (`butd-record`).
+pub use butd_record::tensors::{role_of, FINAL_TENSORS, ROIS_TENSORS};
 
 impl RegionSet {
     /// The tensor holding the set's boxes, its row length, and the column of x1.

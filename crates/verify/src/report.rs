@@ -174,17 +174,8 @@ pub struct ImageReport {
     pub findings: Vec<Finding>,
 }
 
-/// How a tensor's rows relate to regions.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    /// Compared element by element (`data`, `res4b22`, `rpn_*`, `im_info`, `image_bgr`, …).
-    Dense,
-    /// Row i belongs to `rois[i]`.
-    Rois,
-    /// Row j belongs to final region j (`keep[j]`, `boxes[j]`).
-    Final,
-}
+/// How a tensor's rows relate to regions: the record contract's roles.
+pub use butd_record::Role;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TensorInfo {

@@ -15,14 +15,11 @@ use crate::regions::Matching;
 use crate::rpn::{passes_min_size, RpnDecode, ANCHOR_MATCH_TOL_PX};
 use crate::tensor::{Record, Tensor};
 
-/// `RPN_NMS_THRESH`: proposals overlapping this much suppress each other (§3 step 7).
-const RPN_NMS_THRESH: f64 = 0.7;
-/// `RPN_POST_NMS_TOP_N`: the proposal layer keeps this many (§3 step 8).
-const POST_NMS_TOP_N: usize = 300;
-/// generate_tsv's per-class NMS threshold (§6.2).
-const CLASS_NMS_THRESH: f64 = 0.3;
-/// generate_tsv's `conf_thresh` (§6.3).
-const CONF_THRESH: f64 = 0.2;
+// The thresholds of the decisions attributed here: the proposal layer's and generate_tsv's own
+// defaults (`butd-host`), so that a change there cannot leave a stale copy here.
+use butd_host::proposals::{RPN_NMS_THRESH, RPN_POST_NMS_TOP_N as POST_NMS_TOP_N};
+use butd_host::select::{CLASS_NMS_THRESH, CONF_THRESH, MAX_BOXES, MIN_BOXES};
+
 /// IoU at which a final box is taken to be a given roi (scaled to image pixels).
 const SAME_BOX_IOU: f64 = 0.99;
 
@@ -148,7 +145,7 @@ impl<'a> Evidence<'a> {
             .iter()
             .filter(|&&v| v >= CONF_THRESH)
             .count();
-        Some(if (10..=100).contains(&above) {
+        Some(if (MIN_BOXES..=MAX_BOXES).contains(&above) {
             Selection::Threshold
         } else {
             Selection::Argsort

@@ -3,14 +3,13 @@
 //! (to a temporary name, then renamed, like extraction writes them); the `failures.tsv` lines
 //! are concatenated (repeated lines once). The same id in two folders is an error unless both
 //! files are byte-identical. Everything is checked before anything is written.
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
-
-const FAILURES_FILE: &str = "failures.tsv";
-const FAILURES_HEADER: &str = "image\tid\treason";
+use butd_record::failures::{read_failures, write_failures, FAILURES_FILE};
+use butd_record::file::is_record_file_name;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -29,7 +28,7 @@ fn records(dir: &Path) -> anyhow::Result<BTreeMap<String, PathBuf>> {
     for entry in std::fs::read_dir(dir).with_context(|| format!("cannot list {}", dir.display()))? {
         let entry = entry.with_context(|| format!("cannot list {}", dir.display()))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name.ends_with(".safetensors") && !name.starts_with('.') && entry.path().is_file() {
+        if is_record_file_name(&name) && entry.path().is_file() {
             found.insert(name, entry.path());
         }
     }
@@ -38,24 +37,8 @@ fn records(dir: &Path) -> anyhow::Result<BTreeMap<String, PathBuf>> {
 
 /// The lines of `dir/failures.tsv` after its header (none without the file).
 fn failure_lines(dir: &Path) -> anyhow::Result<Vec<String>> {
-    let path = dir.join(FAILURES_FILE);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    let mut lines = text.lines();
-    match lines.next() {
-        None | Some(FAILURES_HEADER) => {}
-        Some(other) => bail!(
-            "{}: line 1 is {other:?}, expected the header {FAILURES_HEADER:?}",
-            path.display()
-        ),
-    }
-    Ok(lines
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect())
+    let lines = read_failures(&dir.join(FAILURES_FILE))?;
+    Ok(lines.into_iter().map(|f| f.line).collect())
 }
 
 fn same_bytes(a: &Path, b: &Path) -> anyhow::Result<bool> {
@@ -116,21 +99,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             added += 1;
         }
     }
-    let mut seen = BTreeSet::new();
-    let mut text = format!("{FAILURES_HEADER}\n");
-    let mut failure_count = 0usize;
-    for line in failures {
-        if seen.insert(line.clone()) {
-            text.push_str(&line);
-            text.push('\n');
-            failure_count += 1;
-        }
-    }
-    let failures_path = args.out.join(FAILURES_FILE);
-    let tmp = args.out.join(format!(".{FAILURES_FILE}.merge.tmp"));
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, &failures_path)
-        .with_context(|| format!("cannot write {}", failures_path.display()))?;
+    let (failures_path, failure_count) =
+        write_failures(&args.out, failures.iter().map(String::as_str))?;
     eprintln!(
         "{} records in {} ({added} added from {} folder(s)); {failure_count} failure line(s) in {}",
         chosen.len(),

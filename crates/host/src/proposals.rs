@@ -6,18 +6,10 @@
 //! post-NMS top N. Every step keeps NumPy 1.x's float32 arithmetic and tie order, so the output
 //! equals Caffe's `rois` exactly, including the order of tied scores.
 
+use crate::anchors::{caffe_anchors, NUM_ANCHORS};
 use crate::nms::{cpu_nms, BoxF32};
 use crate::numpy_exp::numpy_exp_f32;
 use crate::numpy_sort::{argsort_numpy_desc, tie_counts};
-
-/// `generate_anchors`' base size (a 16×16 box at the origin).
-const ANCHOR_BASE_SIZE: f64 = 16.0;
-/// Aspect ratios h/w, the outer loop of the anchor order (§2.4).
-const ANCHOR_RATIOS: [f64; 3] = [0.5, 1.0, 2.0];
-/// Scales, the inner loop (`param_str` `scales: [4, 8, 16, 32]`).
-const ANCHOR_SCALES: [f64; 4] = [4.0, 8.0, 16.0, 32.0];
-/// Anchors per feature-map cell (A).
-pub const NUM_ANCHORS: usize = ANCHOR_RATIOS.len() * ANCHOR_SCALES.len();
 
 /// The proposal layer's TEST settings (§3, §8.1).
 #[derive(Debug, Clone, PartialEq)]
@@ -34,14 +26,32 @@ pub struct ProposalConfig {
     pub feat_stride: usize,
 }
 
+impl ProposalConfig {
+    /// `_filter_boxes`' threshold in network-input pixels: `min_size · f32(s)`, in f32 (§3 step 4).
+    pub fn min_size_threshold(&self, im_scale: f32) -> f32 {
+        self.min_size * im_scale
+    }
+}
+
+/// `cfg.TEST.RPN_PRE_NMS_TOP_N` of the BUTD test config (§8.1).
+pub const RPN_PRE_NMS_TOP_N: usize = 6000;
+/// `cfg.TEST.RPN_POST_NMS_TOP_N`.
+pub const RPN_POST_NMS_TOP_N: usize = 300;
+/// `cfg.TEST.RPN_NMS_THRESH`.
+pub const RPN_NMS_THRESH: f64 = 0.7;
+/// `cfg.TEST.RPN_MIN_SIZE` (original-image pixels).
+pub const RPN_MIN_SIZE: f32 = 16.0;
+/// The proposal layer's `feat_stride` (`param_str`).
+pub const FEAT_STRIDE: usize = 16;
+
 impl Default for ProposalConfig {
     fn default() -> Self {
         ProposalConfig {
-            pre_nms_top_n: 6000,
-            post_nms_top_n: 300,
-            nms_thresh: 0.7,
-            min_size: 16.0,
-            feat_stride: 16,
+            pre_nms_top_n: RPN_PRE_NMS_TOP_N,
+            post_nms_top_n: RPN_POST_NMS_TOP_N,
+            nms_thresh: RPN_NMS_THRESH,
+            min_size: RPN_MIN_SIZE,
+            feat_stride: FEAT_STRIDE,
         }
     }
 }
@@ -74,52 +84,9 @@ pub struct Proposals {
     pub stats: ProposalStats,
 }
 
-/// `generate_anchors` (py-faster-rcnn `rpn/generate_anchors.py`) in f64 as NumPy computes it:
-/// ratio boxes from a `base_size` square (`np.round` = half to even), then each scaled, ratio
-/// outer, scale inner (§2.4).
-pub fn generate_anchors(base_size: f64, ratios: &[f64], scales: &[f64]) -> Vec<[f64; 4]> {
-    let base = [0.0, 0.0, base_size - 1.0, base_size - 1.0];
-    let (w, h, cx, cy) = width_height_centre(&base);
-    let size = w * h;
-    let mut anchors = Vec::with_capacity(ratios.len() * scales.len());
-    for &ratio in ratios {
-        let ws = (size / ratio).sqrt().round_ties_even();
-        let hs = (ws * ratio).round_ties_even();
-        let ratio_box = box_around(ws, hs, cx, cy);
-        let (rw, rh, rcx, rcy) = width_height_centre(&ratio_box);
-        for &scale in scales {
-            anchors.push(box_around(rw * scale, rh * scale, rcx, rcy));
-        }
-    }
-    anchors
-}
-
-/// The proposal layer's 12 base anchors: [`generate_anchors`] with the BUTD prototxt's base
-/// 16, ratios 0.5/1/2 and scales 4/8/16/32 (§2.4), in Caffe's order.
-pub fn caffe_anchors() -> Vec<[f64; 4]> {
-    generate_anchors(ANCHOR_BASE_SIZE, &ANCHOR_RATIOS, &ANCHOR_SCALES)
-}
-
-/// `_whctrs`: width, height (+1 convention) and centre of a box.
-fn width_height_centre(b: &[f64; 4]) -> (f64, f64, f64, f64) {
-    let w = b[2] - b[0] + 1.0;
-    let h = b[3] - b[1] + 1.0;
-    (w, h, b[0] + 0.5 * (w - 1.0), b[1] + 0.5 * (h - 1.0))
-}
-
-/// `_mkanchors`: the box of width `w` and height `h` around a centre.
-fn box_around(w: f64, h: f64, cx: f64, cy: f64) -> [f64; 4] {
-    [
-        cx - 0.5 * (w - 1.0),
-        cy - 0.5 * (h - 1.0),
-        cx + 0.5 * (w - 1.0),
-        cy + 0.5 * (h - 1.0),
-    ]
-}
-
 /// `bbox_transform_inv` for one box (§3 step 2): f32 operations in NumPy's order, no delta
 /// clamp, NumPy's SIMD `exp`, no −1 on the far corner.
-fn decode_box(anchor: &BoxF32, d: [f32; 4]) -> BoxF32 {
+pub fn decode_box(anchor: &BoxF32, d: [f32; 4]) -> BoxF32 {
     let w = (anchor[2] - anchor[0]) + 1.0;
     let h = (anchor[3] - anchor[1]) + 1.0;
     let cx = anchor[0] + 0.5 * w;
@@ -155,7 +122,7 @@ fn np_maximum(a: f32, b: f32) -> f32 {
 
 /// `clip_boxes` to the network input (§3 step 3): x to `[0, W′−1]`, y to `[0, H′−1]`, in f32 from
 /// `im_info`, minimum first. ±inf from an overflowing `exp` lands on the bounds.
-fn clip_box(b: BoxF32, input_h: f32, input_w: f32) -> BoxF32 {
+pub fn clip_box(b: BoxF32, input_h: f32, input_w: f32) -> BoxF32 {
     let (xmax, ymax) = (input_w - 1.0, input_h - 1.0);
     [
         np_maximum(np_minimum(b[0], xmax), 0.0),
@@ -167,8 +134,51 @@ fn clip_box(b: BoxF32, input_h: f32, input_w: f32) -> BoxF32 {
 
 /// `_filter_boxes` (§3 step 4): both sides, +1 convention, at least `threshold` (`>=`, although
 /// the config comment says "greater than").
-fn passes_min_size(b: &BoxF32, threshold: f32) -> bool {
+pub fn passes_min_size(b: &BoxF32, threshold: f32) -> bool {
     ((b[2] - b[0]) + 1.0) >= threshold && ((b[3] - b[1]) + 1.0) >= threshold
+}
+
+/// Steps 1–3 of the proposal layer for every anchor: the Caffe anchors (§2.4) shifted by
+/// `feat_stride` over the `feat_h`×`feat_w` map, decoded with `deltas` ((48, h, w) as
+/// `rpn_bbox_pred`) and clipped to `im_info`'s `[H′, W′]`. Flat order i = (y·w + x)·A + a, the
+/// order in which the proposal layer's `scores.reshape((-1, 1))` lists the foreground scores.
+///
+/// # Panics
+/// If `deltas` does not hold exactly 48·h·w values.
+pub fn decode_anchors(
+    deltas: &[f32],
+    feat_h: usize,
+    feat_w: usize,
+    im_info: [f32; 3],
+    feat_stride: usize,
+) -> Vec<BoxF32> {
+    let plane = feat_h * feat_w;
+    assert_eq!(
+        deltas.len(),
+        4 * NUM_ANCHORS * plane,
+        "decode_anchors: deltas must be (48, h, w)"
+    );
+    let [input_h, input_w, _] = im_info;
+    let base_anchors = caffe_anchors();
+    let stride = feat_stride as f64;
+    let mut boxes = Vec::with_capacity(NUM_ANCHORS * plane);
+    for y in 0..feat_h {
+        for x in 0..feat_w {
+            let cell = y * feat_w + x;
+            let (sx, sy) = (x as f64 * stride, y as f64 * stride);
+            for (a, base) in base_anchors.iter().enumerate() {
+                let anchor = [
+                    (base[0] + sx) as f32,
+                    (base[1] + sy) as f32,
+                    (base[2] + sx) as f32,
+                    (base[3] + sy) as f32,
+                ];
+                let d = std::array::from_fn(|j| deltas[(4 * a + j) * plane + cell]);
+                boxes.push(clip_box(decode_box(&anchor, d), input_h, input_w));
+            }
+        }
+    }
+    boxes
 }
 
 /// Caffe's `proposal` layer (§3).
@@ -199,32 +209,17 @@ pub fn proposal_layer(
         4 * NUM_ANCHORS * plane,
         "proposal_layer: deltas must be (48, h, w)"
     );
-    let [input_h, input_w, scale] = im_info;
-    let min_size_threshold = cfg.min_size * scale;
-    let base_anchors = caffe_anchors();
-    let stride = cfg.feat_stride as f64;
+    let min_size_threshold = cfg.min_size_threshold(im_info[2]);
 
     // Steps 1–4 in the flat order i = (y·w + x)·A + a, keeping the survivors in ascending i.
+    let decoded = decode_anchors(deltas, feat_h, feat_w, im_info, cfg.feat_stride);
     let mut boxes: Vec<BoxF32> = Vec::new();
     let mut scores: Vec<f32> = Vec::new();
-    for y in 0..feat_h {
-        for x in 0..feat_w {
-            let cell = y * feat_w + x;
-            let (sx, sy) = (x as f64 * stride, y as f64 * stride);
-            for (a, base) in base_anchors.iter().enumerate() {
-                let anchor = [
-                    (base[0] + sx) as f32,
-                    (base[1] + sy) as f32,
-                    (base[2] + sx) as f32,
-                    (base[3] + sy) as f32,
-                ];
-                let d = std::array::from_fn(|j| deltas[(4 * a + j) * plane + cell]);
-                let clipped = clip_box(decode_box(&anchor, d), input_h, input_w);
-                if passes_min_size(&clipped, min_size_threshold) {
-                    boxes.push(clipped);
-                    scores.push(fg[a * plane + cell]);
-                }
-            }
+    for (i, clipped) in decoded.into_iter().enumerate() {
+        if passes_min_size(&clipped, min_size_threshold) {
+            boxes.push(clipped);
+            let (cell, a) = (i / NUM_ANCHORS, i % NUM_ANCHORS);
+            scores.push(fg[a * plane + cell]);
         }
     }
     let num_after_min_size = boxes.len();
@@ -272,23 +267,6 @@ fn top_n(n: usize, len: usize) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// The §2.4 table (verified there against the fork's own `generate_anchors`).
-    #[test]
-    fn anchors_match_the_table() {
-        #[rustfmt::skip]
-        let table: [[f64; 4]; 12] = [
-            [-38.0, -16.0, 53.0, 31.0], [-84.0, -40.0, 99.0, 55.0],
-            [-176.0, -88.0, 191.0, 103.0], [-360.0, -184.0, 375.0, 199.0],
-            [-24.0, -24.0, 39.0, 39.0], [-56.0, -56.0, 71.0, 71.0],
-            [-120.0, -120.0, 135.0, 135.0], [-248.0, -248.0, 263.0, 263.0],
-            [-14.0, -36.0, 29.0, 51.0], [-36.0, -80.0, 51.0, 95.0],
-            [-80.0, -168.0, 95.0, 183.0], [-168.0, -344.0, 183.0, 359.0],
-        ];
-        let anchors = caffe_anchors();
-        assert_eq!(anchors, table.to_vec());
-        assert_eq!(anchors.len(), NUM_ANCHORS);
-    }
 
     #[test]
     fn zero_deltas_decode_to_the_anchor_plus_one() {

@@ -4,7 +4,7 @@
 //! For the selection it also times the naive per-class loop (one direct `cpu_nms` per class, as
 //! generate_tsv does) to show what the shared suppression matrix saves.
 //!
-//! `cargo run --release -p butd-model --example bench_host_layers [-- ITERATIONS]`
+//! `cargo run --release -p butd-host --example bench_host_layers [-- ITERATIONS]`
 //! (golden files from the repository's `golden/`).
 
 #[path = "../tests/host_golden/mod.rs"]
@@ -12,9 +12,10 @@ mod host_golden;
 
 use std::time::Instant;
 
-use butd_model::nms::cpu_nms;
-use butd_model::proposals::{proposal_layer, ProposalConfig, NUM_ANCHORS};
-use butd_model::select::{select_boxes, unscale_boxes, SelectConfig};
+use butd_host::anchors::NUM_ANCHORS;
+use butd_host::nms::cpu_nms;
+use butd_host::proposals::{proposal_layer, ProposalConfig};
+use butd_host::select::{select_boxes, unscale_boxes, SelectConfig};
 
 /// Median wall time of `iterations` runs, in milliseconds.
 fn median_ms<T>(iterations: usize, mut f: impl FnMut() -> T) -> (f64, T) {

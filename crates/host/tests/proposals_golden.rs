@@ -5,7 +5,8 @@
 
 mod host_golden;
 
-use butd_model::proposals::{proposal_layer, ProposalConfig, Proposals, NUM_ANCHORS};
+use butd_host::anchors::NUM_ANCHORS;
+use butd_host::proposals::{proposal_layer, ProposalConfig, Proposals};
 use host_golden::{all_golden, assert_no_mismatch, Golden};
 
 fn run_golden(g: &Golden) -> Proposals {

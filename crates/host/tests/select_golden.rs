@@ -5,8 +5,8 @@
 
 mod host_golden;
 
-use butd_model::numpy_sort::tie_counts;
-use butd_model::select::{argmax_skip_first, select_boxes, unscale_boxes, SelectConfig};
+use butd_host::numpy_sort::tie_counts;
+use butd_host::select::{argmax_skip_first, select_boxes, unscale_boxes, SelectConfig};
 use host_golden::{all_golden, assert_no_mismatch, Golden};
 
 fn bits32(v: &[f32]) -> Vec<u32> {

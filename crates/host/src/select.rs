@@ -22,13 +22,22 @@ pub struct SelectConfig {
     pub nms_thresh: f64,
 }
 
+/// generate_tsv's `conf_thresh`.
+pub const CONF_THRESH: f64 = 0.2;
+/// generate_tsv's `MIN_BOXES`.
+pub const MIN_BOXES: usize = 10;
+/// generate_tsv's `MAX_BOXES`.
+pub const MAX_BOXES: usize = 100;
+/// `cfg.TEST.NMS`, the per-class NMS threshold (§6.2).
+pub const CLASS_NMS_THRESH: f64 = 0.3;
+
 impl Default for SelectConfig {
     fn default() -> Self {
         SelectConfig {
-            conf_thresh: 0.2,
-            min_boxes: 10,
-            max_boxes: 100,
-            nms_thresh: 0.3,
+            conf_thresh: CONF_THRESH,
+            min_boxes: MIN_BOXES,
+            max_boxes: MAX_BOXES,
+            nms_thresh: CLASS_NMS_THRESH,
         }
     }
 }
@@ -162,9 +171,33 @@ pub fn select_boxes(
     }
 }
 
-/// LXMERT's `np.argmax(p[keep][:, 1:], axis=1)` and `np.max(…)` (§6.5): the 0-based id (column
-/// − 1) and value of the first maximum of each kept row, column 0 excluded. As `np.argmax`, a NaN
-/// counts as the maximum at its first occurrence.
+/// `np.argmax(row)`: the index of the first maximum; as NumPy's, a NaN counts as the maximum at
+/// its first occurrence. `None` for an empty row.
+pub fn np_argmax<T: PartialOrd + Copy>(row: &[T]) -> Option<usize> {
+    #[allow(clippy::eq_op)] // `v != v` is the NaN test for any PartialOrd float
+    let is_nan = |v: T| v != v;
+    let mut best = 0;
+    for (c, &v) in row.iter().enumerate().skip(1) {
+        if is_nan(row[best]) {
+            break;
+        }
+        if v > row[best] || is_nan(v) {
+            best = c;
+        }
+    }
+    (!row.is_empty()).then_some(best)
+}
+
+/// LXMERT's label of one probability row, `np.argmax(p[1:])` (§6.5): the 0-based class id with
+/// Caffe's background column 0 left out, and its value. `None` when the row has no column
+/// after the background.
+pub fn argmax_skipping_background<T: PartialOrd + Copy>(row: &[T]) -> Option<(usize, T)> {
+    let classes = row.get(1..)?;
+    np_argmax(classes).map(|c| (c, classes[c]))
+}
+
+/// LXMERT's `np.argmax(p[keep][:, 1:], axis=1)` and `np.max(…)` (§6.5) on the kept rows of a
+/// row-major R × `ncols` matrix: [`argmax_skipping_background`] per kept row.
 ///
 /// # Panics
 /// If `ncols < 2` (nothing left after dropping column 0) or a kept row is out of range.
@@ -175,17 +208,9 @@ pub fn argmax_skip_first(rows: &[f32], ncols: usize, keep: &[usize]) -> (Vec<i64
     );
     keep.iter()
         .map(|&k| {
-            let row = &rows[k * ncols + 1..(k + 1) * ncols];
-            let mut best = 0;
-            for (c, &v) in row.iter().enumerate().skip(1) {
-                if row[best].is_nan() {
-                    break;
-                }
-                if v > row[best] || v.is_nan() {
-                    best = c;
-                }
-            }
-            (best as i64, row[best])
+            let (c, v) =
+                argmax_skipping_background(&rows[k * ncols..(k + 1) * ncols]).expect("ncols >= 2");
+            (c as i64, v)
         })
         .unzip()
 }
