@@ -178,12 +178,8 @@ pub fn net_name() -> &'static str {
     &table().0
 }
 
-/// FNV-1a, 64 bit: the recipe's blob key hash.
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
+/// FNV-1a, 64 bit: the recipe's blob key hash (the workspace's one FNV, butd-host's).
+pub use butd_host::fnv1a64;
 
 /// splitmix64, the recipe's per-value generator.
 pub fn splitmix64(s: u64) -> u64 {
