@@ -34,9 +34,10 @@ use anyhow::{bail, Context};
 use butd_model::detector::{
     configure_runtime, device_name, parse_device, DetectError, DetectOptions, Detector,
 };
+use butd_model::precision::{Precision, PRECISION_KEY};
 use butd_model::record::{write_no_proposals_record, write_record, RecordInfo};
 use butd_model::select::SelectConfig;
-use butd_model::tch::Device;
+use butd_model::throughput::{detect_with_oom_retry, prefetch, prepare, Prepared};
 use butd_record::{record_state, RecordState};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -97,10 +98,11 @@ struct Args {
     /// `cpu`, `cuda` or `cuda:N`
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// CUDA only: allow TF32 convolutions (faster on Ampere and later, not bit-exact; records
-    /// say `precision = tf32`). Without it float32 is float32 (NVIDIA_TF32_OVERRIDE=0).
-    #[arg(long)]
-    fast: bool,
+    /// `exact` (float32, the golden-gated default), `bf16` (res5 in bfloat16: ≈ 3–4× faster on
+    /// CPUs with AMX, gate `butd verify --profile fast`) or `tf32` (CUDA only). Records state it
+    /// as `precision` = fp32 / bf16 / tf32 (docs/model.md, "Fast modes")
+    #[arg(long, default_value = "exact", value_parser = parse_precision)]
+    precision: Precision,
     /// generate_tsv's MIN_BOXES
     #[arg(long, default_value_t = 10)]
     min_boxes: usize,
@@ -176,22 +178,13 @@ fn select_config(args: &Args) -> anyhow::Result<SelectConfig> {
     Ok(select)
 }
 
-/// `fp32`, or `tf32` with `--fast` on CUDA. Sets NVIDIA_TF32_OVERRIDE either way (before the
-/// first libtorch call), so that an inherited environment cannot change what records claim.
-fn set_precision(device: Device, fast: bool) -> anyhow::Result<&'static str> {
-    match (device, fast) {
-        (Device::Cpu, true) => {
-            bail!("--fast only changes CUDA runs (TF32); the CPU is always float32")
-        }
-        (Device::Cpu, false) => Ok("fp32"),
-        (_, fast) => {
-            // cuBLAS and cuDNN read it once; "0" forbids TF32, anything else leaves libtorch's
-            // defaults (TF32 convolutions allowed).
-            std::env::set_var("NVIDIA_TF32_OVERRIDE", if fast { "1" } else { "0" });
-            Ok(if fast { "tf32" } else { "fp32" })
-        }
-    }
+fn parse_precision(s: &str) -> Result<Precision, String> {
+    s.parse()
 }
+
+/// Images decoded and preprocessed ahead of the device: one waiting while one is made keeps
+/// the device fed when decoding is the slower side, in ≈ 2 images' memory.
+const PREFETCH_DEPTH: usize = 1;
 
 /// The images this run works on, after the shard and what the output folder already has.
 struct Plan {
@@ -237,11 +230,11 @@ enum Outcome {
 fn extract_one(
     detector: &Detector,
     opts: &DetectOptions,
-    input: &Input,
+    (input, prepared): (&Input, Result<Prepared, butd_preprocess::Error>),
     out: &OutDir,
     info: &RecordInfo,
 ) -> anyhow::Result<Outcome> {
-    let decoded = butd_preprocess::decode_file(&input.path)?;
+    let prepared = prepared?;
     let info = RecordInfo {
         image_name: input
             .path
@@ -250,7 +243,7 @@ fn extract_one(
         ..info.clone()
     };
     let path = out.record_path(&input.id);
-    match detector.detect(&decoded, opts) {
+    match detect_with_oom_retry(detector, &prepared.image, &prepared.input, opts) {
         Ok(detection) => {
             write_record(&path, &detection, &info)?;
             Ok(Outcome::Record)
@@ -354,7 +347,11 @@ fn hms(secs: f64) -> String {
 
 fn run(args: Args) -> anyhow::Result<ExitCode> {
     let device = parse_device(&args.device).map_err(|e| anyhow::anyhow!("--device: {e}"))?;
-    let precision = set_precision(device, args.fast)?;
+    // Before the first libtorch call (it sets NVIDIA_TF32_OVERRIDE), and before any work.
+    let precision = args.precision;
+    precision
+        .configure(device)
+        .map_err(|e| anyhow::anyhow!("--precision: {e}"))?;
     let select = select_config(&args)?;
     weights_check::check(&args.weights)?;
     let mut inputs = inputs::collect(&inputs::Spec {
@@ -410,7 +407,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         roi_chunk: args.roi_chunk,
         ..DetectOptions::default()
     };
-    let detector = Detector::load(&args.weights, device)?;
+    let detector = Detector::load_with_precision(&args.weights, device, precision)?;
     if let Some(n) = args.threads {
         // After the load, which sets the default (all cores).
         butd_model::tch::set_num_threads(n.max(1) as i32);
@@ -419,14 +416,19 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         image_name: String::new(),
         device: device_name(device),
         weights_sha256: None,
-        extra: vec![("precision".into(), precision.into())],
+        extra: vec![(PRECISION_KEY.into(), precision.record_value().into())],
     };
 
     let mut progress = Progress::new(plan.todo.len() as u64, Duration::from_secs(args.log_every));
     let mut failed_now = 0usize;
-    for input in &plan.todo {
+    // Decoding and preprocessing run one image ahead on a worker thread.
+    let prepared = prefetch(plan.todo.clone(), PREFETCH_DEPTH, |i: &Input| {
+        prepare(&i.path)
+    });
+    for (input, prepared) in prepared {
+        let input = &input;
         progress.bar.set_message(input.path.display().to_string());
-        let reason = match extract_one(&detector, &opts, input, &out, &info) {
+        let reason = match extract_one(&detector, &opts, (input, prepared), &out, &info) {
             Ok(Outcome::Record) => None,
             Ok(Outcome::NoProposals(reason)) => Some(reason),
             Err(e) => Some(error_text::error_text(&e)),

@@ -15,27 +15,12 @@ mod support;
 use std::time::Instant;
 
 use butd_model::detector::{default_roi_chunk, device_name, parse_device, DetectOptions, Detector};
+use butd_model::throughput::cuda_memory;
 use tch::{Device, Kind, Tensor};
 
 /// The HF FRCNN on a 600×900 image, whole process (issue #4's yardstick).
 const HF_SECONDS: f64 = 18.0;
 const HF_PEAK_GB: f64 = 2.8;
-
-/// CPU time (user + system) of this process so far, in seconds: on a shared machine a
-/// steadier figure than wall time.
-fn cpu_seconds() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0 // USER_HZ is 100 on Linux
-}
 
 fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -44,27 +29,12 @@ fn peak_rss_mb() -> Option<f64> {
     Some(kb / 1024.0)
 }
 
-/// Device memory in use on the current CUDA device as the driver sees it (`total − free` of
-/// `cudaMemGetInfo`, looked up in the CUDA runtime that libtorch_cuda loaded), in MB. tch 0.24
-/// exposes none of PyTorch's allocator statistics (`max_memory_allocated`); libtorch's caching
-/// allocator keeps what it once reserved, so after the runs this is its peak reserve plus the
-/// CUDA context: an upper bound of the peak allocated memory.
+/// Device memory in use on the current CUDA device as the driver sees it (`total − free`,
+/// [`cuda_memory`]), in MB. libtorch's caching allocator keeps what it once reserved, so after
+/// the runs this is its peak reserve plus the CUDA context: an upper bound of the peak
+/// allocated memory.
 fn gpu_used_mb() -> Option<f64> {
-    use std::ffi::{c_char, c_int, c_void};
-    extern "C" {
-        fn dlsym(handle: *mut c_void, symbol: *const c_char) -> *mut c_void;
-    }
-    // SAFETY: RTLD_DEFAULT (null on glibc) searches the loaded libraries; the symbol, when
-    // found, is the CUDA runtime's `cudaError_t cudaMemGetInfo(size_t*, size_t*)`.
-    unsafe {
-        let f = dlsym(std::ptr::null_mut(), c"cudaMemGetInfo".as_ptr());
-        if f.is_null() {
-            return None;
-        }
-        let f: extern "C" fn(*mut usize, *mut usize) -> c_int = std::mem::transmute(f);
-        let (mut free, mut total) = (0usize, 0usize);
-        (f(&mut free, &mut total) == 0).then(|| (total - free) as f64 / 1e6)
-    }
+    cuda_memory().map(|(free, total)| (total - free) as f64 / 1e6)
 }
 
 /// Waits for the device's queued work (a no-op on the CPU).
@@ -83,11 +53,11 @@ fn matmul_gflops(n: i64, device: Device) -> (f64, f64) {
     sync(device);
     let flop = 2.0 * (n * n * n) as f64;
     (0..5).fold((0.0, 0.0), |(wall, cpu), _| {
-        let (t, c0) = (Instant::now(), cpu_seconds());
+        let (t, c0) = (Instant::now(), support::cpu_seconds());
         let c = a.matmul(&b);
         sync(device);
         drop(c);
-        let (dt, dc) = (t.elapsed().as_secs_f64(), cpu_seconds() - c0);
+        let (dt, dc) = (t.elapsed().as_secs_f64(), support::cpu_seconds() - c0);
         (
             f64::max(wall, flop / dt / 1e9),
             f64::max(cpu, flop / dc.max(0.01) / 1e9),
@@ -158,10 +128,10 @@ fn main() -> anyhow::Result<()> {
             let (mut best, mut best_cpu) = (f64::INFINITY, f64::INFINITY);
             let mut detection = None;
             for _ in 0..repeat {
-                let (t, cpu) = (Instant::now(), cpu_seconds());
+                let (t, cpu) = (Instant::now(), support::cpu_seconds());
                 detection = Some(detector.detect(&image, &opts)?);
                 best = best.min(t.elapsed().as_secs_f64());
-                best_cpu = best_cpu.min(cpu_seconds() - cpu);
+                best_cpu = best_cpu.min(support::cpu_seconds() - cpu);
             }
             let d = detection.unwrap();
             let flop = detector

@@ -8,11 +8,12 @@
 
 use std::path::{Path, PathBuf};
 
-use butd_preprocess::{net_input, ImageBgr};
+use butd_preprocess::{net_input, ImageBgr, NetInput};
 use tch::{Device, Kind, Tensor};
 
 use crate::heads::{ClassifyError, Heads, NUM_ATTRIBUTES, NUM_CLASSES, POOL5_CHANNELS};
 use crate::nms::BoxF32;
+use crate::precision::Precision;
 use crate::proposals::{proposal_layer, ProposalConfig, ProposalStats};
 use crate::roi_pool::{roi_bins, RoiPooler};
 use crate::rpn::Rpn;
@@ -74,6 +75,9 @@ pub enum DetectError {
     /// inside this image: the image fails, the run goes on.
     #[error("internal error on this image (libtorch or a butd check): {0}")]
     Internal(String),
+    /// [`crate::throughput::detect_with_oom_retry`] gave up.
+    #[error("out of device memory even with a res5 chunk of {chunk} roi(s): {message}")]
+    OutOfMemory { chunk: usize, message: String },
 }
 
 /// Below this the first convolution's output has a single row or column, where libtorch's and
@@ -141,6 +145,7 @@ pub struct Detection {
 /// The reference network, loaded once and run per image.
 pub struct Detector {
     device: Device,
+    precision: Precision,
     weights_path: PathBuf,
     trunk: Trunk,
     rpn: Rpn,
@@ -156,6 +161,8 @@ pub enum LoadError {
     CudaBackend(String),
     #[error("CUDA device {index} requested, but {count} CUDA device(s) are available")]
     NoSuchDevice { index: usize, count: i64 },
+    #[error("{0}")]
+    Precision(String),
 }
 
 /// `cpu`, `cuda` (= `cuda:0`) or `cuda:N`.
@@ -246,16 +253,27 @@ impl Detector {
     /// `mappings/caffe-to-hf-frcnn.toml`) onto `device`. Fails on a missing, misshapen or
     /// unexpected tensor, naming the file and the key, or on an unusable CUDA device.
     pub fn load(weights: &Path, device: Device) -> Result<Detector, LoadError> {
+        Detector::load_with_precision(weights, device, Precision::Exact)
+    }
+
+    /// [`Detector::load`] in one of the [`Precision`] modes (an error for TF32 on the CPU).
+    pub fn load_with_precision(
+        weights: &Path,
+        device: Device,
+        precision: Precision,
+    ) -> Result<Detector, LoadError> {
+        precision.configure(device).map_err(LoadError::Precision)?;
         configure_runtime(device)?;
         let _no_grad = tch::no_grad_guard();
         let file = Weights::open(weights)?;
         let root = file.root();
         let trunk = Trunk::load(&root.sub("backbone"), device)?;
         let rpn = Rpn::load(&root.sub("proposal_generator"), device)?;
-        let heads = Heads::load(&root.sub("roi_heads"), device)?;
+        let heads = Heads::load(&root.sub("roi_heads"), device, precision.res5_kind())?;
         file.check_all_used()?;
         Ok(Detector {
             device,
+            precision,
             weights_path: weights.to_path_buf(),
             trunk,
             rpn,
@@ -267,6 +285,10 @@ impl Detector {
         self.device
     }
 
+    pub fn precision(&self) -> Precision {
+        self.precision
+    }
+
     pub fn weights_path(&self) -> &Path {
         &self.weights_path
     }
@@ -276,20 +298,37 @@ impl Detector {
     /// [`DetectError::Internal`], so that one image cannot end a long run: the detector holds
     /// only its read-only weights, which a panic midway leaves as they were.
     pub fn detect(&self, image: &ImageBgr, opts: &DetectOptions) -> Result<Detection, DetectError> {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.detect_inner(image, opts)))
-            .unwrap_or_else(|payload| {
-                let message = payload
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_else(|| "a panic without a message".into());
-                Err(DetectError::Internal(message))
-            })
+        self.detect_prepared(image, &net_input(image)?, opts)
     }
 
-    fn detect_inner(&self, image: &ImageBgr, opts: &DetectOptions) -> Result<Detection, DetectError> {
+    /// [`Detector::detect`] with the network input already made (`net_input(image)`, on
+    /// another thread: [`crate::throughput::prefetch`]).
+    pub fn detect_prepared(
+        &self,
+        image: &ImageBgr,
+        input: &NetInput,
+        opts: &DetectOptions,
+    ) -> Result<Detection, DetectError> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.detect_inner(image, input, opts)
+        }))
+        .unwrap_or_else(|payload| {
+            let message = payload
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "a panic without a message".into());
+            Err(DetectError::Internal(message))
+        })
+    }
+
+    fn detect_inner(
+        &self,
+        image: &ImageBgr,
+        input: &NetInput,
+        opts: &DetectOptions,
+    ) -> Result<Detection, DetectError> {
         let _no_grad = tch::no_grad_guard();
-        let input = net_input(image)?;
         let (net_h, net_w) = (input.height, input.width);
         if net_h < MIN_NET_SIDE || net_w < MIN_NET_SIDE {
             return Err(DetectError::InputTooSmall { net_h, net_w });

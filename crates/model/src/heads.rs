@@ -112,6 +112,8 @@ pub struct HeadOutput {
 #[derive(Debug)]
 pub struct Heads {
     res5: Stage,
+    /// What res5 computes in (`Kind::BFloat16` in `--precision bf16`, [`crate::precision`]).
+    res5_kind: Kind,
     cls_score: Linear,
     cls_embedding: Tensor,
     fc_attr: Linear,
@@ -119,12 +121,17 @@ pub struct Heads {
 }
 
 impl Heads {
-    /// Loads `roi_heads.res5.*` and `roi_heads.box_predictor.*`.
-    pub fn load(roi_heads: &WeightPath, device: Device) -> Result<Heads, WeightsError> {
+    /// Loads `roi_heads.res5.*` (kept in `res5_kind`) and `roi_heads.box_predictor.*` (f32).
+    pub fn load(
+        roi_heads: &WeightPath,
+        device: Device,
+        res5_kind: Kind,
+    ) -> Result<Heads, WeightsError> {
         // Channels-last: the ROI pooler's output already is (see `Layout::ChannelsLast`).
         let placement = Placement {
             device,
             layout: Layout::ChannelsLast,
+            kind: res5_kind,
         };
         let res5 = Stage::load(&roi_heads.sub("res5"), &RES5, placement)?;
         let p = roi_heads.sub("box_predictor");
@@ -145,6 +152,7 @@ impl Heads {
         let attr_score = Linear::load(&p.sub("attr_score"), NUM_ATTRIBUTES, ATTR_HIDDEN, device)?;
         Ok(Heads {
             res5,
+            res5_kind,
             cls_score: cls_score.rows_hf_to_caffe(),
             cls_embedding: hf_to_caffe_rows(&embedding),
             fc_attr,
@@ -152,10 +160,11 @@ impl Heads {
         })
     }
 
-    /// `roipool5` (n, 1024, 14, 14) → res5 → global average `pool5_flat` (n, 2048) (§4.2–4.3).
+    /// `roipool5` (n, 1024, 14, 14) f32 → res5 → global average `pool5_flat` (n, 2048) f32
+    /// (§4.2–4.3). In bf16 the pooled input is rounded to bf16 and the average taken in f32.
     pub fn pool5(&self, roipool5: &Tensor) -> Tensor {
         self.res5
-            .forward(roipool5)
+            .forward(&roipool5.to_kind(self.res5_kind))
             .mean_dim(Some([2i64, 3].as_slice()), false, Kind::Float)
     }
 
@@ -164,8 +173,13 @@ impl Heads {
     /// [`argmax_last`]'s −1 would reach `index_select`.
     pub fn classify(&self, pool5_flat: &Tensor) -> Result<HeadOutput, ClassifyError> {
         let cls_score = self.cls_score.forward(pool5_flat);
-        let finite = cls_score.f_isfinite()?.f_all_dims(Some([1i64].as_slice()), false)?;
-        let bad = finite.f_logical_not()?.f_sum(Kind::Int64)?.f_int64_value(&[])?;
+        let finite = cls_score
+            .f_isfinite()?
+            .f_all_dims(Some([1i64].as_slice()), false)?;
+        let bad = finite
+            .f_logical_not()?
+            .f_sum(Kind::Int64)?
+            .f_int64_value(&[])?;
         if bad > 0 {
             return Err(ClassifyError::NonFinite {
                 rows: bad as usize,

@@ -31,9 +31,11 @@ pub use butd_host::{anchors, nms, numpy_exp, numpy_sort, proposals, select};
 
 pub mod detector;
 pub mod heads;
+pub mod precision;
 pub mod record;
 pub mod roi_pool;
 pub mod rpn;
+pub mod throughput;
 pub mod trunk;
 pub mod weights;
 
@@ -42,3 +44,4 @@ pub mod weights;
 pub use tch;
 
 pub use detector::{DetectError, DetectOptions, Detection, Detector};
+pub use precision::Precision;

@@ -55,6 +55,7 @@ impl Rpn {
         let placement = Placement {
             device,
             layout: Layout::Nchw,
+            kind: tch::Kind::Float,
         };
         let anchors_path = path.sub("anchor_generator").sub("cell_anchors");
         let cell_anchors = anchors_path.get("0", &[A, 4])?;

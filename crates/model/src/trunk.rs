@@ -4,7 +4,7 @@
 //! into one convolution with a bias at load time ([`fold_batchnorm`]). Strides sit on the 1×1
 //! convolutions (`branch2a`, `branch1`), as in Caffe's (and HF's `STRIDE_IN_1X1`) layout.
 
-use tch::{Device, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::weights::{fold_batchnorm, WeightPath, WeightsError};
 
@@ -28,12 +28,14 @@ pub enum Layout {
 pub struct Placement {
     pub device: Device,
     pub layout: Layout,
+    /// `Kind::Float`, or `Kind::BFloat16` for res5 in `--precision bf16` ([`crate::precision`]).
+    pub kind: Kind,
 }
 
 impl Placement {
-    /// `t` (CPU) on the device, 4-D tensors in the layout.
+    /// `t` (CPU, f32) on the device in the kind, 4-D tensors in the layout.
     pub fn place(&self, t: &Tensor) -> Tensor {
-        let t = t.to_device(self.device);
+        let t = t.to_device(self.device).to_kind(self.kind);
         match (self.layout, t.dim()) {
             (Layout::ChannelsLast, 4) => channels_last(&t),
             _ => t.contiguous(),
@@ -363,6 +365,7 @@ impl Trunk {
         let placement = Placement {
             device,
             layout: Layout::Nchw,
+            kind: Kind::Float,
         };
         let conv1 = Conv::load_folded(
             &backbone.sub("stem").sub("conv1"),
@@ -406,7 +409,6 @@ impl Trunk {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tch::Kind;
 
     /// Caffe's PoolingLayer MAX forward with pad 0, written out (§2.1).
     fn caffe_max_pool_direct(x: &[f32], h: usize, w: usize) -> (Vec<f32>, usize, usize) {

@@ -461,7 +461,7 @@ fn compare_set(
         .reduce(f64::max);
 
     let inv = inversions(&m.pairs);
-    let verdict = match set {
+    let mut verdict = match set {
         RegionSet::Rois => ties::explain_rois(ev, gb, cb, &m, &inv),
         RegionSet::Final => {
             let empty = RoisDivergence::default();
@@ -469,11 +469,30 @@ fn compare_set(
             ties::explain_final(ev, gb, cb, &m, &inv, rois)
         }
     };
+    if set == RegionSet::Final && th.ties.nms_swaps {
+        ties::explain_nms_swaps(gb, cb, &m, &mut verdict);
+    }
     let rules = match set {
         RegionSet::Rois => &th.rois,
         RegionSet::Final => &th.final_records,
     };
     let subject = set.name();
+    if let Some(min) = rules.min_matched.filter(|_| !gb.is_empty()) {
+        let share = m.pairs.len() as f64 / gb.len() as f64;
+        if share < min {
+            f.push(
+                Severity::Fail,
+                Kind::Unmatched,
+                subject,
+                format!(
+                    "{} of {} golden regions matched ({:.1} %), below min_matched = {min}",
+                    m.pairs.len(),
+                    gb.len(),
+                    100.0 * share
+                ),
+            );
+        }
+    }
 
     // Unmatched regions.
     let unmatched = |idx: &[usize], boxes: &[Box4], other: &[Box4], causes: &[Option<String>]| {
@@ -581,6 +600,7 @@ fn compare_set(
             .labels
             .exact
             .iter()
+            .chain(th.labels.min_agreement.keys())
             .filter(|n| usable.contains(&n.as_str()))
             .map(|n| {
                 let prob = match n.as_str() {
@@ -636,7 +656,29 @@ fn compare_set(
                 cause,
             });
         }
-        if *gated && !unexplained.is_empty() {
+        let min_agreement = th.labels.min_agreement.get(label.as_str());
+        if let (Some(&min), true) = (min_agreement, *gated && !th.labels.exact.contains(label)) {
+            let agree = 1.0 - unexplained.len() as f64 / m.pairs.len().max(1) as f64;
+            if agree < min || !unexplained.is_empty() {
+                f.push(
+                    if agree < min {
+                        Severity::Fail
+                    } else {
+                        Severity::Warn
+                    },
+                    Kind::Label,
+                    label,
+                    format!(
+                        "{} of {} matched regions disagree ({:.1} % agree, min_agreement = \
+                         {min}): {}",
+                        unexplained.len(),
+                        m.pairs.len(),
+                        100.0 * agree,
+                        list(&unexplained)
+                    ),
+                );
+            }
+        } else if *gated && !unexplained.is_empty() {
             f.push(
                 Severity::Fail,
                 Kind::Label,

@@ -811,7 +811,15 @@ pub fn verify(
         }
         // The producer stays on this thread: it owns the readers (an LMDB read transaction
         // cannot move between threads).
-        let tally = produce(&mut g, &mut c, plan, opts.sample, opts.common_only, &tx, &shared);
+        let tally = produce(
+            &mut g,
+            &mut c,
+            plan,
+            opts.sample,
+            opts.common_only,
+            &tx,
+            &shared,
+        );
         drop(tx);
         tally
     })?;

@@ -90,12 +90,10 @@ impl Report {
                 format!(" (e.g. {})", ids.join(", "))
             }
         };
-        let pairing = self
-            .sources
-            .as_ref()
-            .map_or("golden and candidate ids by record file name".into(), |src| {
-                src.pairing.clone()
-            });
+        let pairing = self.sources.as_ref().map_or(
+            "golden and candidate ids by record file name".into(),
+            |src| src.pairing.clone(),
+        );
         Some(format!(
             "unpaired: {} golden image(s) without a candidate{}, {} candidate image(s) without \
              a golden{}; pairing: {pairing}. If both sides hold the same images under other \

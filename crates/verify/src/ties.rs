@@ -423,6 +423,34 @@ fn golden_rois_of(ev: &Evidence, boxes: &[Box4], keep: Option<&Tensor>) -> Vec<O
     boxes.iter().map(|b| same_box(b, &cls)).collect()
 }
 
+/// `[ties] nms_swaps` (the `fast` profile): an unexplained unmatched final region that overlaps
+/// an unmatched region of the other side by at least the per-class NMS threshold is a swap
+/// inside one NMS cluster: a slightly different score (bf16) made the per-class NMS keep a
+/// neighbour instead. A region with no such neighbour (a dropped box) stays unexplained.
+pub fn explain_nms_swaps(gb: &[Box4], cb: &[Box4], m: &Matching, verdict: &mut Verdict) {
+    let swap = |b: &Box4, others: &[usize], boxes: &[Box4], side: &str| {
+        others.iter().find_map(|&o| {
+            let iou = iou_plus1(b, &boxes[o]);
+            (iou >= CLASS_NMS_THRESH).then(|| {
+                format!(
+                    "nms_swap: overlaps unmatched {side} region #{o} (IoU {iou:.3} ≥ \
+                     {CLASS_NMS_THRESH}): the per-class NMS kept the other box of the cluster"
+                )
+            })
+        })
+    };
+    for (k, &j) in m.unmatched_golden.iter().enumerate() {
+        if verdict.golden[k].is_none() {
+            verdict.golden[k] = swap(&gb[j], &m.unmatched_candidate, cb, "candidate");
+        }
+    }
+    for (k, &j) in m.unmatched_candidate.iter().enumerate() {
+        if verdict.candidate[k].is_none() {
+            verdict.candidate[k] = swap(&cb[j], &m.unmatched_golden, gb, "golden");
+        }
+    }
+}
+
 /// Explains differences between golden and candidate final records (boxes in image pixels).
 pub fn explain_final(
     ev: &Evidence,

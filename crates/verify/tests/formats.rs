@@ -638,7 +638,11 @@ fn zero_images_compared_fails_the_gate() {
     assert_eq!(report.summary.compared, 0);
     assert!(!report.summary.gate_passed, "--sample 0 passes nothing");
     assert!(
-        report.summary.breaches.iter().any(|b| b.contains("0 images compared")),
+        report
+            .summary
+            .breaches
+            .iter()
+            .any(|b| b.contains("0 images compared")),
         "{:?}",
         report.summary.breaches
     );
@@ -661,7 +665,11 @@ fn zero_images_compared_fails_the_gate() {
         )
         .unwrap();
         assert_eq!(report.summary.compared, 0, "{}", path.display());
-        assert!(!report.summary.gate_passed, "{}: empty golden", path.display());
+        assert!(
+            !report.summary.gate_passed,
+            "{}: empty golden",
+            path.display()
+        );
     }
 }
 
@@ -691,7 +699,10 @@ fn common_only_compares_the_images_both_have_and_says_how_many_it_skipped() {
     let out = tempfile::tempdir().unwrap();
     let candidate = some_golden(out.path(), &["coffee", "chelsea_tiny", "camera_gray"], "");
     let all = golden_dir();
-    assert!(!run(&all, &candidate, None).summary.gate_passed, "missing images fail");
+    assert!(
+        !run(&all, &candidate, None).summary.gate_passed,
+        "missing images fail"
+    );
     let opts = Options {
         threads: 2,
         common_only: true,
@@ -708,7 +719,11 @@ fn common_only_compares_the_images_both_have_and_says_how_many_it_skipped() {
     assert!(report.summary.gate_passed, "{:?}", report.summary.breaches);
     let skipped = record_files(&all).len() - 3;
     let note = format!("--common-only: {skipped} golden image(s) without a candidate skipped");
-    assert!(report.to_terminal().contains(&note), "{}", report.to_terminal());
+    assert!(
+        report.to_terminal().contains(&note),
+        "{}",
+        report.to_terminal()
+    );
     assert!(report.to_json().contains(&note));
 }
 
@@ -719,7 +734,10 @@ fn unpaired_images_are_explained_in_the_terminal() {
     let report = run(&golden_dir(), &candidate, None);
     let text = report.to_terminal();
     assert!(text.contains("unpaired: "), "{text}");
-    assert!(text.contains("(e.g. img_chelsea_tiny, img_coffee)"), "{text}");
+    assert!(
+        text.contains("(e.g. img_chelsea_tiny, img_coffee)"),
+        "{text}"
+    );
     assert!(text.contains("--id-policy or --id-map"), "{text}");
 }
 
@@ -728,7 +746,10 @@ fn a_fixed_golden_against_an_adaptive_candidate_is_named_as_a_selection_differen
     let out = tempfile::tempdir().unwrap();
     // The golden records cut to their first 10 final regions: a "fixed 10" golden file.
     let mut rs = format_records(&golden_dir(), &IdPolicy::Stem);
-    assert!(rs.iter().any(|r| r.num_boxes() > 10), "some golden image has more than 10");
+    assert!(
+        rs.iter().any(|r| r.num_boxes() > 10),
+        "some golden image has more than 10"
+    );
     for r in &mut rs {
         let k = 10.min(r.num_boxes());
         r.boxes.truncate(k);
@@ -736,7 +757,10 @@ fn a_fixed_golden_against_an_adaptive_candidate_is_named_as_a_selection_differen
         for v in [&mut r.objects_id, &mut r.attrs_id].into_iter().flatten() {
             v.truncate(k);
         }
-        for v in [&mut r.objects_conf, &mut r.attrs_conf].into_iter().flatten() {
+        for v in [&mut r.objects_conf, &mut r.attrs_conf]
+            .into_iter()
+            .flatten()
+        {
             v.truncate(k);
         }
     }

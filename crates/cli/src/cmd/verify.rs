@@ -81,6 +81,10 @@ pub struct Args {
     /// built into the binary]
     #[arg(long, value_name = "TOML")]
     thresholds: Option<PathBuf>,
+    /// Apply the thresholds file's `[profiles.NAME]`: `fast` gates `butd extract --precision
+    /// bf16` / `tf32` records (docs/model.md, "Fast modes")
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
     /// Report name: writes REPORTS_DIR/NAME/parity.json and parity.html [default: the
     /// candidate directory's name]
     #[arg(long, value_name = "NAME")]
@@ -134,10 +138,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "`butd verify` needs --golden PATH and --candidate PATH (or the `scores` subcommand)"
         );
     };
+    let profile = args.profile.as_deref();
     let mut th = match &args.thresholds {
-        Some(p) => Thresholds::load(p)?,
-        None if Path::new("parity.toml").is_file() => Thresholds::load(Path::new("parity.toml"))?,
-        None => Thresholds::default(),
+        Some(p) => Thresholds::load_profile(p, profile)?,
+        None if Path::new("parity.toml").is_file() => {
+            Thresholds::load_profile(Path::new("parity.toml"), profile)?
+        }
+        None => Thresholds::builtin(profile)?,
     };
     th.required.all |= args.require_all;
     let jobs = args

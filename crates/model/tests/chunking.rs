@@ -1,0 +1,54 @@
+//! The res5 roi chunk (`--roi-chunk`, [`butd_model::throughput::roi_chunk_for`]) splits res5's
+//! batch and must not change a value: on the CPU, every chunk size gives the same bits. (On CUDA
+//! cuDNN may choose another algorithm per batch size; this test says nothing about that.)
+
+mod support;
+
+use butd_model::detector::{DetectOptions, Detection, Detector};
+use butd_model::Precision;
+use tch::Device;
+
+fn run(detector: &Detector, image: &butd_preprocess::ImageBgr, chunk: usize) -> Detection {
+    let opts = DetectOptions {
+        roi_chunk: Some(chunk),
+        dump_activations: true,
+        ..DetectOptions::default()
+    };
+    detector.detect(image, &opts).unwrap()
+}
+
+fn bits(t: &tch::Tensor) -> Vec<u32> {
+    Vec::<f32>::try_from(t.flatten(0, -1))
+        .unwrap()
+        .iter()
+        .map(|v| v.to_bits())
+        .collect()
+}
+
+#[test]
+fn every_roi_chunk_gives_the_same_bits_on_the_cpu_in_exact_and_bf16() {
+    // chelsea_tiny: 80 rois, the smallest golden image with proposals.
+    let path = support::golden_dir()
+        .join("images")
+        .join("chelsea_tiny.png");
+    let image = butd_preprocess::decode_file(&path).unwrap();
+    for precision in [Precision::Exact, Precision::Bf16] {
+        let weights = support::synthetic_hf_weights();
+        let detector = Detector::load_with_precision(&weights, Device::Cpu, precision).unwrap();
+        let reference = run(&detector, &image, 80);
+        let pool5 = bits(&reference.activations.as_ref().unwrap().pool5_flat);
+        for chunk in [1, 7, 32] {
+            let d = run(&detector, &image, chunk);
+            let a = d.activations.as_ref().unwrap();
+            assert!(
+                bits(&a.pool5_flat) == pool5,
+                "{precision}: pool5_flat, chunk {chunk}"
+            );
+            assert_eq!(
+                d.objects_id, reference.objects_id,
+                "{precision}: chunk {chunk}"
+            );
+            assert_eq!(d.selection.keep, reference.selection.keep);
+        }
+    }
+}
