@@ -35,4 +35,6 @@ pub use plan::{
 };
 pub use spec::{Ignore, Mapping, Rule};
 pub use transform::{caffe_bn_scale_factor, Step};
-pub use write::{FloatDtype, Tensor, WriteOptions, Written};
+pub use write::{
+    FloatDtype, Tensor, WriteOptions, Written, METADATA_MAPPING, METADATA_MAPPING_DIGEST,
+};

@@ -25,6 +25,8 @@ pub struct Mapping {
     pub(crate) captures: Captures,
     pub rules: Vec<Rule>,
     pub ignores: Vec<Ignore>,
+    /// [`Mapping::digest`].
+    digest: String,
 }
 
 /// Where `target` is resolved: next to the mapping file, or among the built-in manifests.
@@ -32,6 +34,59 @@ pub struct Mapping {
 enum Base {
     Dir(PathBuf),
     Builtin,
+}
+
+/// [`Mapping::digest`] of a parsed document.
+fn digest_of(root: &toml_edit::Table) -> String {
+    let mut canonical = String::new();
+    for (key, item) in sorted(root.iter()) {
+        if key != "description" {
+            canonical.push_str(&format!("{key:?}={};", canonical_item(item)));
+        }
+    }
+    format!("fnv1a64:{:016x}", butd_host::fnv1a64(canonical.as_bytes()))
+}
+
+fn sorted<'a, T>(entries: impl Iterator<Item = (&'a str, T)>) -> Vec<(&'a str, T)> {
+    let mut v: Vec<_> = entries.collect();
+    v.sort_by_key(|(k, _)| *k);
+    v
+}
+
+/// An item as text without decor (comments, spacing) and with sorted keys.
+fn canonical_item(item: &Item) -> String {
+    match item {
+        Item::None => String::new(),
+        Item::Value(v) => canonical_value(v),
+        Item::Table(t) => canonical_table(t),
+        Item::ArrayOfTables(a) => {
+            let parts: Vec<String> = a.iter().map(|t| canonical_table(t)).collect();
+            format!("[{}]", parts.join(","))
+        }
+    }
+}
+
+fn canonical_table(t: &dyn TableLike) -> String {
+    let parts: Vec<String> = sorted(t.iter())
+        .into_iter()
+        .map(|(k, v)| format!("{k:?}={}", canonical_item(v)))
+        .collect();
+    format!("{{{}}}", parts.join(","))
+}
+
+fn canonical_value(v: &Value) -> String {
+    match v {
+        Value::Array(a) => {
+            let parts: Vec<String> = a.iter().map(canonical_value).collect();
+            format!("[{}]", parts.join(","))
+        }
+        Value::InlineTable(t) => canonical_table(t),
+        Value::String(s) => format!("{:?}", s.value()),
+        Value::Integer(i) => i.value().to_string(),
+        Value::Float(f) => format!("{:?}", f.value()),
+        Value::Boolean(b) => b.value().to_string(),
+        Value::Datetime(d) => d.value().to_string(),
+    }
 }
 
 /// One `[rule.NAME]`.
@@ -165,6 +220,15 @@ impl Mapping {
         }
     }
 
+    /// The mapping's fingerprint, `fnv1a64:<16 hex digits>`: FNV-1a of its content in a
+    /// canonical form (keys sorted, comments, layout and `description` left out). Two
+    /// mappings with the same digest write the same tensors; `butd convert` stores it in the
+    /// weights (`butd_mapping_digest`) so that the model can refuse weights written by another
+    /// mapping, which may reorder rows (classes, anchors) without changing a key or a shape.
+    pub fn digest(&self) -> &str {
+        &self.digest
+    }
+
     /// Parses mapping text; `origin` names it in messages and `dir` resolves `target`.
     pub fn from_str_in(text: &str, origin: &str, dir: &Path) -> Result<Self> {
         Self::parse(text, origin, Base::Dir(dir.to_path_buf()))
@@ -216,6 +280,7 @@ impl Mapping {
             captures: Captures::default(),
             rules: Vec::new(),
             ignores: Vec::new(),
+            digest: digest_of(root),
         };
         let mut vars = BTreeMap::new();
         if let Some(item) = root.get("vars") {

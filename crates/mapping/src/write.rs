@@ -29,10 +29,16 @@ pub enum FloatDtype {
     F16,
 }
 
+/// The weights' `__metadata__` key naming the mapping that wrote them (its file or `builtin:NAME`).
+pub const METADATA_MAPPING: &str = "butd_mapping";
+/// The key holding that mapping's [`Mapping::digest`].
+pub const METADATA_MAPPING_DIGEST: &str = "butd_mapping_digest";
+
 #[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
     pub float: FloatDtype,
-    /// Extra `__metadata__` entries (besides `format = pt`).
+    /// Extra `__metadata__` entries (besides `format = pt` and the mapping's
+    /// [`METADATA_MAPPING`] and [`METADATA_MAPPING_DIGEST`], which every file gets).
     pub metadata: Vec<(String, String)>,
     /// Write NaN and ±inf values instead of refusing them ([`Error::NonFinite`]).
     pub allow_non_finite: bool,
@@ -117,6 +123,16 @@ impl Plan {
         if !options.allow_non_finite {
             self.check_factors(model)?;
         }
+        // Every file says which mapping wrote it, whoever calls the writer (CLI, tests, Python).
+        let mut options = options.clone();
+        options
+            .metadata
+            .retain(|(k, _)| k != METADATA_MAPPING && k != METADATA_MAPPING_DIGEST);
+        options.metadata.extend([
+            (METADATA_MAPPING.to_string(), mapping.origin.clone()),
+            (METADATA_MAPPING_DIGEST.to_string(), mapping.digest().to_string()),
+        ]);
+        let options = &options;
         let io = |source| Error::Io {
             path: path.to_path_buf(),
             source,

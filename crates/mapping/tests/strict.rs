@@ -415,3 +415,22 @@ fn syntax_and_reference_errors_carry_lines() {
         assert!(got.contains(message), "{got}");
     }
 }
+
+#[test]
+fn the_digest_ignores_comments_and_layout_but_not_rules() {
+    let dir = std::path::Path::new(".");
+    let digest = |text: &str| {
+        Mapping::from_str_in(text, "m.toml", dir)
+            .unwrap()
+            .digest()
+            .to_string()
+    };
+    let base = digest(BASE);
+    assert!(base.starts_with("fnv1a64:") && base.len() == "fnv1a64:".len() + 16, "{base}");
+    let commented = BASE.replace("[rule.conv]", "# a note\n\n[rule.conv]   # more");
+    assert_eq!(digest(&commented), base);
+    let described = format!("description = \"another text\"\n{BASE}");
+    assert_eq!(digest(&described), base);
+    let renamed = BASE.replace("to = \"conv.{param}\"", "to = \"conv2.{param}\"");
+    assert_ne!(digest(&renamed), base);
+}

@@ -250,8 +250,9 @@ pub fn load_cuda_backend() -> Result<(), String> {
 
 impl Detector {
     /// Loads a safetensors file in the HF FRCNN layout (as `butd convert` writes it with
-    /// `mappings/caffe-to-hf-frcnn.toml`) onto `device`. Fails on a missing, misshapen or
-    /// unexpected tensor, naming the file and the key, or on an unusable CUDA device.
+    /// `mappings/caffe-to-hf-frcnn.toml`) onto `device`. Fails on weights written by another
+    /// mapping ([`Weights::check_layout`]), on a missing, misshapen or unexpected tensor, naming
+    /// the file and the key, or on an unusable CUDA device.
     pub fn load(weights: &Path, device: Device) -> Result<Detector, LoadError> {
         Detector::load_with_precision(weights, device, Precision::Exact)
     }
@@ -266,6 +267,7 @@ impl Detector {
         configure_runtime(device)?;
         let _no_grad = tch::no_grad_guard();
         let file = Weights::open(weights)?;
+        file.check_layout()?;
         let root = file.root();
         let trunk = Trunk::load(&root.sub("backbone"), device)?;
         let rpn = Rpn::load(&root.sub("proposal_generator"), device)?;

@@ -13,7 +13,9 @@ use std::cell::RefCell;
 use std::collections::BTreeSet;
 use std::fmt::Display;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
+use butd_mapping::{METADATA_MAPPING, METADATA_MAPPING_DIGEST};
 use safetensors::tensor::{Dtype, Metadata, SafeTensors};
 use tch::{Kind, Tensor};
 
@@ -54,11 +56,31 @@ pub enum WeightsError {
         key: String,
         message: String,
     },
+    #[error("{path}: written by {found}, but the network reads the layout of the built-in mapping `{EXPECTED_MAPPING}` ({METADATA_MAPPING_DIGEST} = {expected}). A mapping can reorder rows (e.g. keep Caffe's class order, background first) without changing a key or a shape, so these weights are refused; convert the caffemodel again with `butd convert MODEL --map {EXPECTED_MAPPING}`")]
+    Layout {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
     #[error("{path}: torch: {source}")]
     Torch {
         path: PathBuf,
         source: tch::TchError,
     },
+}
+
+/// The mapping whose output layout the network reads (`mappings/caffe-to-hf-frcnn.toml`).
+pub const EXPECTED_MAPPING: &str = "caffe-to-hf-frcnn";
+
+/// The [`butd_mapping::Mapping::digest`] of [`EXPECTED_MAPPING`], as built into this binary.
+fn expected_mapping_digest() -> &'static str {
+    static DIGEST: OnceLock<String> = OnceLock::new();
+    DIGEST.get_or_init(|| {
+        butd_mapping::Mapping::builtin(EXPECTED_MAPPING)
+            .expect("the built-in mapping parses (its tests say so)")
+            .digest()
+            .to_string()
+    })
 }
 
 /// An open weights file. Tensors are created on demand (on the CPU, f32) and handed to the
@@ -103,6 +125,42 @@ impl Weights {
             weights: self,
             prefix: String::new(),
         }
+    }
+
+    /// Refuses weights not written by [`EXPECTED_MAPPING`]: their `butd_mapping_digest`
+    /// metadata (written by `butd convert`, i.e. by `butd-mapping`'s writer) must equal the
+    /// built-in mapping's digest.
+    ///
+    /// Weights without the digest are refused too, naming what metadata they have. The key set
+    /// and shapes cannot stand in for it: a mapping that keeps Caffe's class order (background
+    /// first) writes the same keys and shapes, and every class would be shifted by one.
+    pub fn check_layout(&self) -> Result<(), WeightsError> {
+        let meta = |key: &str| {
+            self.metadata
+                .metadata()
+                .as_ref()
+                .and_then(|m| m.get(key))
+                .map(String::as_str)
+        };
+        let expected = expected_mapping_digest();
+        let found = match (meta(METADATA_MAPPING), meta(METADATA_MAPPING_DIGEST)) {
+            (_, Some(d)) if d == expected => return Ok(()),
+            (origin, Some(d)) => format!(
+                "mapping `{}` ({METADATA_MAPPING_DIGEST} = {d})",
+                origin.unwrap_or("?")
+            ),
+            (Some(origin), None) => {
+                format!("mapping `{origin}` without a {METADATA_MAPPING_DIGEST} (an older butd convert?)")
+            }
+            (None, None) => format!(
+                "no {METADATA_MAPPING} / {METADATA_MAPPING_DIGEST} metadata (not a file of `butd convert`)"
+            ),
+        };
+        Err(WeightsError::Layout {
+            path: self.path.clone(),
+            found,
+            expected: expected.to_string(),
+        })
     }
 
     /// Fails if the file holds tensors that no layer asked for (HF's `strict=True`).

@@ -135,8 +135,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 DtypeArg::F32 => FloatDtype::F32,
                 DtypeArg::F16 => FloatDtype::F16,
             };
+            // The writer adds `butd_mapping` and its digest itself.
             let metadata = vec![
-                ("butd_mapping".to_string(), mapping.origin.clone()),
                 ("butd_source".to_string(), file_name(&args.model)),
                 (
                     "butd_version".to_string(),
