@@ -14,6 +14,8 @@ struct Rec<'a> {
     objects_id: i64,
     /// Write a `soft_labels` tensor (K × 1601 float16), as `butd extract --soft-labels` does.
     soft_labels: bool,
+    /// The provenance's `select_mode`, `min_boxes`, `max_boxes` (none when `None`).
+    selection: Option<(&'a str, usize, usize)>,
 }
 
 impl Rec<'_> {
@@ -26,6 +28,7 @@ impl Rec<'_> {
             feature: 0.5,
             objects_id: 3,
             soft_labels: false,
+            selection: None,
         }
     }
 
@@ -61,10 +64,20 @@ impl Rec<'_> {
             tensors.push(("soft_labels", "F16", vec![k, 1601], f16s));
         }
         let mut header = serde_json::Map::new();
-        let meta = serde_json::json!({
+        let mut meta = serde_json::json!({
             "format": "butd-record-v1", "image_name": self.image_name,
             "orig_h": "100", "orig_w": "200", "result": "detections",
         });
+        if let Some((mode, min, max)) = self.selection {
+            for (k, v) in [
+                ("select_mode", mode.to_string()),
+                ("min_boxes", min.to_string()),
+                ("max_boxes", max.to_string()),
+                ("conf_thresh", "0.2".to_string()),
+            ] {
+                meta[k] = v.into();
+            }
+        }
         header.insert("__metadata__".into(), meta);
         let mut data = Vec::new();
         for (name, dtype, shape, bytes) in &tensors {
@@ -340,13 +353,95 @@ fn uniter_exports_use_the_soft_labels_tensor_and_the_error_names_the_option() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     Rec::new("plain").write(&d.join("plain"));
-    let o = butd(&["export", "--records", "plain", "--format", "uniter-npz", "-o", "npz"], d);
+    let o = butd(
+        &[
+            "export",
+            "--records",
+            "plain",
+            "--format",
+            "uniter-npz",
+            "-o",
+            "npz",
+        ],
+        d,
+    );
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("butd extract --soft-labels"), "{}", stderr(&o));
-    Rec { soft_labels: true, ..Rec::new("soft") }.write(&d.join("soft"));
-    let o = butd(&["export", "--records", "soft", "--format", "uniter-npz", "-o", "npz"], d);
+    assert!(
+        stderr(&o).contains("butd extract --soft-labels"),
+        "{}",
+        stderr(&o)
+    );
+    Rec {
+        soft_labels: true,
+        ..Rec::new("soft")
+    }
+    .write(&d.join("soft"));
+    let o = butd(
+        &[
+            "export",
+            "--records",
+            "soft",
+            "--format",
+            "uniter-npz",
+            "-o",
+            "npz",
+        ],
+        d,
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     let entry = butd_formats::read_uniter_npz(&d.join("npz/soft.npz")).unwrap();
     let soft = entry.get("soft_labels").expect("soft_labels in the npz");
     assert_eq!(soft.shape, [2, 1601]);
+}
+
+#[test]
+fn an_obj36_export_of_a_folder_with_two_selections_is_refused_unless_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    Rec {
+        selection: Some(("adaptive", 10, 100)),
+        ..Rec::new("a")
+    }
+    .write(&d.join("recs"));
+    Rec {
+        selection: Some(("fixed", 36, 36)),
+        ..Rec::new("b")
+    }
+    .write(&d.join("recs"));
+    let args = [
+        "export",
+        "--records",
+        "recs",
+        "--format",
+        "lxmert-tsv",
+        "-o",
+        "obj36.tsv",
+    ];
+    let o = butd(&args, d);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("\"fixed 36\"") && stderr(&o).contains("\"adaptive 10–100 boxes"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!d.join("obj36.tsv").exists());
+    let o = butd(&[&args[..], &["--allow-mixed-selections"]].concat(), d);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // BUTD TSV holds any mix (generate_tsv's own output is adaptive).
+    std::fs::write(d.join("ids.json"), r#"{"a": 1, "b": 2}"#).unwrap();
+    let o = butd(
+        &[
+            "export",
+            "--records",
+            "recs",
+            "--format",
+            "butd-tsv",
+            "-o",
+            "b.tsv",
+            "--id-map",
+            "ids.json",
+        ],
+        d,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
 }

@@ -15,6 +15,7 @@ mod downstream;
 mod error_text;
 mod inputs;
 mod output;
+mod provenance;
 mod weights_check;
 
 /// The libtorch directory this executable was linked against (its RUNPATH, build.rs), as a
@@ -34,15 +35,16 @@ use anyhow::{bail, Context};
 use butd_model::detector::{
     configure_runtime, device_name, parse_device, DetectError, DetectOptions, Detector,
 };
-use butd_model::precision::{Precision, PRECISION_KEY};
+use butd_model::precision::Precision;
 use butd_model::record::{write_no_proposals_record, write_record, RecordInfo};
 use butd_model::select::SelectConfig;
-use butd_model::throughput::{detect_with_oom_retry, prefetch, prepare, Prepared};
-use butd_record::{record_state, RecordState};
+use butd_model::throughput::{detect_with_oom_retry, prefetch, Prepared};
+use butd_record::{meta, record_state, RecordState};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use inputs::{IdPolicy, Input, Shard};
 use output::{read_failures, Failures, OutDir, FAILURES_FILE};
+use provenance::{Difference, Provenance};
 
 #[derive(clap::Parser)]
 #[command(
@@ -95,6 +97,18 @@ struct Args {
     /// pool5_flat, cls_prob, predicted_cls, attr_prob, image_bgr)
     #[arg(long)]
     dump_activations: bool,
+    /// Also write `soft_labels`: the kept boxes' 1601 class scores (cls_prob rows) as float16,
+    /// what UNITER's export needs (≈ 115 KB per 36-box image), without the other activations
+    #[arg(long)]
+    soft_labels: bool,
+    /// Extract again, and replace, the records in --out that other settings or weights made
+    /// (default: refuse to start, naming the setting)
+    #[arg(long, conflicts_with = "allow_mixed")]
+    overwrite: bool,
+    /// Keep the records in --out that other settings or weights made, and add this run's
+    /// beside them (each record states its own settings)
+    #[arg(long)]
+    allow_mixed: bool,
     /// `cpu`, `cuda` or `cuda:N`
     #[arg(long, default_value = "cpu")]
     device: String,
@@ -192,19 +206,52 @@ struct Plan {
     done: usize,
     skipped_failed: usize,
     damaged: Vec<(PathBuf, String)>,
+    /// Records made with other settings or weights (all of them with `--overwrite` or
+    /// `--allow-mixed`, else the first), and how they differ.
+    mixed: Vec<(PathBuf, Difference)>,
 }
 
-fn plan(inputs: Vec<Input>, out: &OutDir, failed: &HashSet<&str>, skip_failed: bool) -> Plan {
+/// What to do with a record that other settings or weights made.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mixed {
+    Refuse,
+    Overwrite,
+    Keep,
+}
+
+fn plan(
+    inputs: Vec<Input>,
+    out: &OutDir,
+    failed: &HashSet<&str>,
+    skip_failed: bool,
+    run: (&Provenance, Mixed),
+) -> Plan {
     let mut plan = Plan {
         todo: Vec::new(),
         done: 0,
         skipped_failed: 0,
         damaged: Vec::new(),
+        mixed: Vec::new(),
     };
+    let (provenance, mixed) = run;
     for input in inputs {
         let path = out.record_path(&input.id);
         match record_state(&path) {
-            RecordState::Complete { .. } => plan.done += 1,
+            RecordState::Complete { meta, .. } => match provenance.difference(&meta) {
+                None => plan.done += 1,
+                Some(d) => {
+                    if mixed == Mixed::Refuse {
+                        plan.mixed.push((path, d));
+                        return plan;
+                    }
+                    plan.mixed.push((path, d));
+                    if mixed == Mixed::Overwrite {
+                        plan.todo.push(input);
+                    } else {
+                        plan.done += 1;
+                    }
+                }
+            },
             state => {
                 if let RecordState::Damaged(why) = state {
                     plan.damaged.push((path, why));
@@ -227,21 +274,32 @@ enum Outcome {
     NoProposals(String),
 }
 
+/// Reads the image file once: its SHA-256 (the record's `image_sha256`), the decoded image
+/// and the network input (§1), all on the prefetch thread.
+fn prepare_with_sha256(path: &Path) -> Result<(Prepared, String), butd_preprocess::Error> {
+    let options = butd_preprocess::DecodeOptions::default();
+    let bytes = butd_preprocess::read_image_file(path, options.max_file_bytes)?;
+    let image = butd_preprocess::decode_bytes_with(&bytes, &path.display().to_string(), &options)?;
+    let input = butd_preprocess::net_input(&image)?;
+    Ok((Prepared { image, input }, provenance::sha256_bytes(&bytes)))
+}
+
 fn extract_one(
     detector: &Detector,
     opts: &DetectOptions,
-    (input, prepared): (&Input, Result<Prepared, butd_preprocess::Error>),
+    (input, prepared): (&Input, Result<(Prepared, String), butd_preprocess::Error>),
     out: &OutDir,
     info: &RecordInfo,
 ) -> anyhow::Result<Outcome> {
-    let prepared = prepared?;
-    let info = RecordInfo {
+    let (prepared, image_sha256) = prepared?;
+    let mut info = RecordInfo {
         image_name: input
             .path
             .file_name()
             .map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
         ..info.clone()
     };
+    info.extra.push((meta::IMAGE_SHA256.into(), image_sha256));
     let path = out.record_path(&input.id);
     match detect_with_oom_retry(detector, &prepared.image, &prepared.input, opts) {
         Ok(detection) => {
@@ -250,7 +308,11 @@ fn extract_one(
         }
         Err(e @ DetectError::NoProposals { input: shape, .. }) => {
             let reason = e.to_string();
-            write_no_proposals_record(&path, &shape, &reason, &info)?;
+            let early = match opts.dump_activations {
+                true => Some(detector.early_activations(&prepared.image)?),
+                false => None,
+            };
+            write_no_proposals_record(&path, &shape, early.as_ref(), &reason, &info)?;
             Ok(Outcome::NoProposals(reason))
         }
         Err(e) => Err(e.into()),
@@ -375,7 +437,36 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     let earlier = read_failures(&failures_path)?;
     let failed: HashSet<&str> = earlier.iter().map(|f| f.id.as_str()).collect();
     let ids: Vec<String> = inputs.iter().map(|i| i.id.clone()).collect();
-    let plan = plan(inputs, &out, &failed, args.skip_failed);
+    let provenance = Provenance::of_run(&args.weights, &select, precision.record_value())?;
+    let mixed = match (args.overwrite, args.allow_mixed) {
+        (true, _) => Mixed::Overwrite,
+        (_, true) => Mixed::Keep,
+        _ => Mixed::Refuse,
+    };
+    let plan = plan(
+        inputs,
+        &out,
+        &failed,
+        args.skip_failed,
+        (&provenance, mixed),
+    );
+    if let Some((path, difference)) = plan.mixed.first() {
+        let what = match mixed {
+            Mixed::Refuse => bail!(
+                "{} was made with other settings or weights ({difference}); nothing was \
+                 extracted. Use another --out, the settings of that run, --overwrite (extract \
+                 such records again) or --allow-mixed (keep them beside this run's)",
+                path.display()
+            ),
+            Mixed::Overwrite => "extracting them again (--overwrite)",
+            Mixed::Keep => "kept (--allow-mixed)",
+        };
+        eprintln!(
+            "{} record(s) were made with other settings or weights (first: {}: {difference}); {what}",
+            plan.mixed.len(),
+            path.display()
+        );
+    }
     for (path, why) in &plan.damaged {
         eprintln!(
             "{}: damaged record ({why}); extracting it again",
@@ -405,6 +496,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         select,
         dump_activations: args.dump_activations,
         roi_chunk: args.roi_chunk,
+        soft_labels: args.soft_labels,
         ..DetectOptions::default()
     };
     let detector = Detector::load_with_precision(&args.weights, device, precision)?;
@@ -415,15 +507,15 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     let info = RecordInfo {
         image_name: String::new(),
         device: device_name(device),
-        weights_sha256: None,
-        extra: vec![(PRECISION_KEY.into(), precision.record_value().into())],
+        weights_sha256: Some(provenance.weights_sha256().to_string()),
+        extra: provenance.entries().collect(),
     };
 
     let mut progress = Progress::new(plan.todo.len() as u64, Duration::from_secs(args.log_every));
     let mut failed_now = 0usize;
     // Decoding and preprocessing run one image ahead on a worker thread.
     let prepared = prefetch(plan.todo.clone(), PREFETCH_DEPTH, |i: &Input| {
-        prepare(&i.path)
+        prepare_with_sha256(&i.path)
     });
     for (input, prepared) in prepared {
         let input = &input;

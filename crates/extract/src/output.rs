@@ -2,7 +2,8 @@
 //! `butd_model::record`), leftover temporary files, and `failures.tsv`.
 //!
 //! `failures.tsv` (`butd_record::failures`) gets one line per image that has no features,
-//! appended and flushed as each failure happens, so a killed run keeps every line it wrote.
+//! appended and synced to disk as each failure happens, so a killed run keeps every line it
+//! wrote (a line torn by a power cut is dropped when the file is read again).
 //! When a run starts, the lines of the images it is about to (re)try are dropped (they come
 //! back if the image fails again); lines of other images stay.
 

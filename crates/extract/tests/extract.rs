@@ -90,6 +90,7 @@ fn extract_writes_records_and_lists_failures() {
         .arg(images.join("chelsea_tiny.png"))
         .arg(images.join("chelsea_micro.png"))
         .arg(&not_an_image)
+        .arg("--soft-labels")
         .arg("--out")
         .arg(out.path())
         .status()
@@ -118,6 +119,29 @@ fn extract_writes_records_and_lists_failures() {
         !tensors.contains_key("cls_prob"),
         "activations only with --dump-activations"
     );
+    let k = golden_tensors["boxes"].1[0];
+    assert_eq!(
+        tensors["soft_labels"],
+        ("F16".to_string(), vec![k, 1601]),
+        "--soft-labels: the kept rows of cls_prob, float16"
+    );
+    // Provenance: what made the record.
+    assert_eq!(
+        meta["image_sha256"], golden_meta["image_sha256"],
+        "the image's bytes"
+    );
+    assert_eq!(meta["weights_sha256"].len(), 64);
+    // The test converts without `butd convert`'s metadata (support::synthetic_hf_weights).
+    assert_eq!(meta["weights_mapping"], "unknown");
+    assert_eq!(meta["butd_version"], env!("CARGO_PKG_VERSION"));
+    for (key, value) in [
+        ("select_mode", "adaptive"),
+        ("conf_thresh", "0.2"),
+        ("min_boxes", "10"),
+        ("max_boxes", "100"),
+    ] {
+        assert_eq!(meta[key], value, "{key}");
+    }
     assert_eq!(meta["format"], "butd-record-v1");
     assert_eq!(meta["result"], "detections");
     assert_eq!(meta["image_name"], "chelsea_tiny.png");
@@ -257,11 +281,11 @@ fn kill_9_then_resume_gives_every_image_exactly_once() {
     let golden = read_header(&support::golden_dir().join("chelsea_tiny.safetensors")).0;
     for id in ids {
         let path = out.join(format!("{id}.safetensors"));
-        assert_eq!(
-            butd_model::record::record_state(&path),
-            butd_model::record::RecordState::Complete {
-                result: "detections".into()
-            },
+        assert!(
+            matches!(
+                butd_model::record::record_state(&path),
+                butd_model::record::RecordState::Complete { result, .. } if result == "detections"
+            ),
             "{id}"
         );
         let tensors = read_header(&path).0;
@@ -623,4 +647,70 @@ fn fixed_outside_1_to_300_is_refused() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("expected 1 to 300"), "{stderr}");
     }
+}
+
+#[test]
+fn a_rerun_with_other_settings_is_refused_naming_the_setting_unless_told() {
+    let out = OutDir::new("settings");
+    let micro = support::golden_dir().join("images/chelsea_micro.png");
+    let run = |extra: &[&str]| {
+        butd_extract()
+            .arg("--weights")
+            .arg(support::synthetic_hf_weights())
+            .arg(&micro)
+            .args(extra)
+            .arg("--out")
+            .arg(out.path())
+            .output()
+            .unwrap()
+    };
+    let record = out.path().join("chelsea_micro.safetensors");
+    // Caffe's crash image: a record without detections, written quickly (no heads).
+    assert_eq!(run(&["--dump-activations"]).status.code(), Some(1));
+    let (tensors, meta) = read_header(&record);
+    let (golden, _) = read_header(&support::golden_dir().join("chelsea_micro.safetensors"));
+    for name in ["image_bgr", "rpn_cls_prob_reshape", "rpn_bbox_pred"] {
+        assert_eq!(
+            tensors.get(name),
+            golden.get(name),
+            "{name} kept, as the golden has it"
+        );
+    }
+    for name in ["data", "res4b22"] {
+        assert!(tensors.contains_key(name), "{name}: computed, so kept");
+    }
+    assert_eq!(meta["select_mode"], "adaptive");
+
+    let refused = run(&["--fixed", "36"]);
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("select_mode = adaptive, this run fixed"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--overwrite") && stderr.contains("--allow-mixed"),
+        "{stderr}"
+    );
+    assert_eq!(
+        read_header(&record).1["select_mode"],
+        "adaptive",
+        "nothing extracted"
+    );
+
+    let kept = run(&["--fixed", "36", "--allow-mixed"]);
+    assert!(String::from_utf8_lossy(&kept.stderr).contains("kept (--allow-mixed)"));
+    assert_eq!(read_header(&record).1["select_mode"], "adaptive");
+
+    let replaced = run(&["--fixed", "36", "--overwrite"]);
+    assert_eq!(
+        replaced.status.code(),
+        Some(1),
+        "the crash image fails again"
+    );
+    let meta = read_header(&record).1;
+    assert_eq!(
+        (meta["select_mode"].as_str(), meta["max_boxes"].as_str()),
+        ("fixed", "36")
+    );
 }

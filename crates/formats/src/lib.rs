@@ -28,9 +28,7 @@ mod vqa;
 pub use error::FormatError;
 pub use npy::{npy_bytes, parse_npy, read_npz, write_npz, NdArray, NpyDtype};
 pub use record::int_suffix;
-pub use record::{
-    check_image_id, IdPolicy, Record, FEATURE_DIM, NUM_ATTRIBUTES, NUM_OBJECTS,
-};
+pub use record::{check_image_id, IdPolicy, Record, FEATURE_DIM, NUM_ATTRIBUTES, NUM_OBJECTS};
 pub use tsv::{
     ButdTsv, ButdTsvReader, ButdTsvWriter, LxmertTsv, LxmertTsvReader, LxmertTsvWriter, TsvFile,
     TsvFormat, TsvReader, TsvWriter, BUTD_FIELDS, LXMERT_FIELDS,

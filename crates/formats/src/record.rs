@@ -66,7 +66,9 @@ pub fn check_image_id(id: &str) -> Result<(), String> {
     } else {
         return Ok(());
     };
-    Err(format!("image id {id:?} {why}; it cannot name a file or a TSV field"))
+    Err(format!(
+        "image id {id:?} {why}; it cannot name a file or a TSV field"
+    ))
 }
 
 /// How a record's image id is derived from the record's own id: its file name without
@@ -243,7 +245,10 @@ impl Record {
                 return Err(format!("{name} holds {bad}, outside 0..{n}"));
             }
         }
-        for (name, conf) in [("objects_conf", &self.objects_conf), ("attrs_conf", &self.attrs_conf)] {
+        for (name, conf) in [
+            ("objects_conf", &self.objects_conf),
+            ("attrs_conf", &self.attrs_conf),
+        ] {
             non_finite(name, conf.iter().flatten().copied())?;
         }
         Ok(())
@@ -422,7 +427,9 @@ mod tests {
 
     #[test]
     fn ids_that_could_leave_the_output_or_split_a_row_are_refused() {
-        for bad in ["", ".", "..", "../x", "a/b", "a\\b", "a\tb", "a\nb", "a\rb", ".hidden"] {
+        for bad in [
+            "", ".", "..", "../x", "a/b", "a\\b", "a\tb", "a\nb", "a\rb", ".hidden",
+        ] {
             assert!(check_image_id(bad).is_err(), "{bad:?}");
         }
         for good in ["42", "COCO_val2014_000000000042", "a b", "x..y"] {

@@ -185,7 +185,10 @@ impl TsvFile {
         match target {
             TsvTarget::Temp(tmp) => crate::fs::persist(tmp, &self.path)?,
             TsvTarget::Append(mut guard) => {
-                guard.file.sync_data().map_err(FormatError::io(&self.path))?;
+                guard
+                    .file
+                    .sync_data()
+                    .map_err(FormatError::io(&self.path))?;
                 guard.committed = true;
             }
         }

@@ -60,7 +60,8 @@ impl UniterEntry {
         }
         crate::record::check_image_id(&r.image_id)?;
         let name = format!("{prefix}{}.npz", r.image_id);
-        crate::record::check_image_id(&name).map_err(|e| format!("--name-prefix {prefix:?}: {e}"))?;
+        crate::record::check_image_id(&name)
+            .map_err(|e| format!("--name-prefix {prefix:?}: {e}"))?;
         Ok(UniterEntry { name, arrays })
     }
 

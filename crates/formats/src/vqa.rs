@@ -275,7 +275,9 @@ impl VqaHdf5 {
     pub fn open(path: &Path) -> Result<VqaHdf5, FormatError> {
         let err = |at: &str, m: String| FormatError::parse(path, at, m);
         let file = Hdf5File::open(path).map_err(|e| err("file", e.to_string()))?;
-        let root = file.root_group().map_err(|e| err("root group", e.to_string()))?;
+        let root = file
+            .root_group()
+            .map_err(|e| err("root group", e.to_string()))?;
         let names: Vec<String> = root
             .datasets()
             .map_err(|e| err("root group", e.to_string()))?
@@ -284,7 +286,10 @@ impl VqaHdf5 {
             .collect();
         let take = |name: &str| {
             if !names.iter().any(|n| n == name) {
-                return Err(err("root group", format!("no dataset `{name}` (has {names:?})")));
+                return Err(err(
+                    "root group",
+                    format!("no dataset `{name}` (has {names:?})"),
+                ));
             }
             file.dataset(name).map_err(|e| err(name, e.to_string()))
         };

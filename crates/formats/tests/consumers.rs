@@ -383,9 +383,12 @@ fn vqa_hdf5_files_written_by_the_converters_with_h5py_defaults_are_read() {
             .args([tsv.as_os_str(), h5.as_os_str(), mode.as_ref()])
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        let report: serde_json::Value =
-            serde_json::from_slice(&out.stdout).expect("one JSON line");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON line");
         assert_eq!(report["superblock"], 0, "{mode}: h5py's default superblock");
         let mut h = VqaHdf5::open(&h5).unwrap_or_else(|e| panic!("{mode}: {e}"));
         assert_eq!((h.layout(), h.len()), (layout, rs.len()), "{mode}");

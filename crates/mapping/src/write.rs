@@ -66,8 +66,7 @@ fn remove_stale_temp_files(dir: &Path, prefix: &str) -> std::io::Result<usize> {
         let entry = entry?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.starts_with(prefix) && name.ends_with(TEMP_SUFFIX) && entry.file_type()?.is_file()
-        {
+        if name.starts_with(prefix) && name.ends_with(TEMP_SUFFIX) && entry.file_type()?.is_file() {
             std::fs::remove_file(entry.path())?;
             removed += 1;
         }
@@ -326,7 +325,10 @@ fn first_non_finite_le(raw: &[u8]) -> Option<(usize, f32)> {
     let i = raw
         .chunks_exact(4)
         .position(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) & 0x7f80_0000 == 0x7f80_0000)?;
-    Some((i, f32::from_le_bytes(raw[4 * i..4 * i + 4].try_into().expect("4 bytes"))))
+    Some((
+        i,
+        f32::from_le_bytes(raw[4 * i..4 * i + 4].try_into().expect("4 bytes")),
+    ))
 }
 
 fn written_dtype(dtype: &Dtype, float: FloatDtype) -> Dtype {

@@ -31,6 +31,9 @@ pub struct DetectOptions {
     /// Rois per res5 batch; `None` picks [`default_roi_chunk`] for the device. Only memory and
     /// speed depend on it, not the values.
     pub roi_chunk: Option<usize>,
+    /// Keep the kept boxes' `cls_prob` rows in [`Detection::soft_labels`] (UNITER's
+    /// `soft_labels`) without the other activations.
+    pub soft_labels: bool,
 }
 
 /// Rois per res5 batch. res5 keeps a few activations of 2048×14×14 f32 (1.6 MB) per roi alive.
@@ -59,7 +62,8 @@ pub enum DetectError {
         num_anchors: usize,
         min_size: f32,
         /// The image's sizes, so that a record can still say what was run
-        /// ([`crate::record::write_no_proposals_record`]).
+        /// ([`crate::record::write_no_proposals_record`]; the blobs computed before the
+        /// proposal layer: [`Detector::early_activations`]).
         input: InputShape,
     },
     #[error(
@@ -98,8 +102,10 @@ pub struct InputShape {
     pub im_info: [f32; 3],
 }
 
-/// The blobs that `--dump-activations` writes, under their golden names, on the CPU.
-pub struct Activations {
+/// The blobs computed before the proposal layer, under their golden names, on the CPU: all a
+/// record keeps of an image without proposals (Caffe's crash record has them too).
+#[derive(Debug)]
+pub struct EarlyActivations {
     /// (H, W, 3) u8: the decoded image.
     pub image_bgr: Tensor,
     /// (1, 3, H′, W′).
@@ -110,6 +116,11 @@ pub struct Activations {
     pub rpn_cls_prob_reshape: Tensor,
     /// (1, 48, h, w).
     pub rpn_bbox_pred: Tensor,
+}
+
+/// The blobs that `--dump-activations` writes, under their golden names, on the CPU.
+pub struct Activations {
+    pub early: EarlyActivations,
     /// (R, 2048).
     pub pool5_flat: Tensor,
     /// (R, 1601).
@@ -140,6 +151,8 @@ pub struct Detection {
     pub attrs_id: Vec<i64>,
     pub attrs_conf: Vec<f32>,
     pub activations: Option<Activations>,
+    /// With [`DetectOptions::soft_labels`]: `cls_prob[keep]`, K × 1601 row-major.
+    pub soft_labels: Option<Vec<f32>>,
 }
 
 /// The reference network, loaded once and run per image.
@@ -324,6 +337,29 @@ impl Detector {
         })
     }
 
+    /// The blobs before the proposal layer (`data`, `res4b22`, the RPN's) on the CPU, with the
+    /// decoded image: what the record of an image without proposals keeps with
+    /// `--dump-activations`. Computed again for such an image (rare: Caffe's crash case), so
+    /// that [`DetectError`] stays free of tensors (which are not `Sync`).
+    pub fn early_activations(&self, image: &ImageBgr) -> Result<EarlyActivations, DetectError> {
+        let _no_grad = tch::no_grad_guard();
+        let data = self.data_blob(&net_input(image)?)?;
+        let res4b22 = self.trunk.forward(&data);
+        let rpn = self.rpn.forward(&res4b22);
+        Ok(early_activations(image, &data, &res4b22, &rpn))
+    }
+
+    /// The network input as a blob on the detector's device.
+    fn data_blob(&self, input: &NetInput) -> Result<Tensor, DetectError> {
+        let (net_h, net_w) = (input.height, input.width);
+        if net_h < MIN_NET_SIDE || net_w < MIN_NET_SIDE {
+            return Err(DetectError::InputTooSmall { net_h, net_w });
+        }
+        Ok(Tensor::from_slice(&input.data)
+            .view([1, 3, net_h as i64, net_w as i64])
+            .to_device(self.device))
+    }
+
     fn detect_inner(
         &self,
         image: &ImageBgr,
@@ -331,14 +367,9 @@ impl Detector {
         opts: &DetectOptions,
     ) -> Result<Detection, DetectError> {
         let _no_grad = tch::no_grad_guard();
+        let data = self.data_blob(input)?;
         let (net_h, net_w) = (input.height, input.width);
-        if net_h < MIN_NET_SIDE || net_w < MIN_NET_SIDE {
-            return Err(DetectError::InputTooSmall { net_h, net_w });
-        }
         let im_info = input.im_info();
-        let data = Tensor::from_slice(&input.data)
-            .view([1, 3, net_h as i64, net_w as i64])
-            .to_device(self.device);
 
         let res4b22 = self.trunk.forward(&data);
         let (feat_h, feat_w) = (res4b22.size()[2] as usize, res4b22.size()[3] as usize);
@@ -400,18 +431,16 @@ impl Detector {
         debug_assert_eq!(features.len(), keep.len() * POOL5_CHANNELS as usize);
         let boxes = keep.iter().map(|&k| unscaled[k]).collect();
 
+        let soft_labels = opts.soft_labels.then(|| {
+            let c = NUM_CLASSES as usize;
+            keep.iter()
+                .flat_map(|&k| cls_prob[k * c..(k + 1) * c].iter().copied())
+                .collect()
+        });
         let activations = opts.dump_activations.then(|| {
             let cpu = |t: &Tensor| t.to_device(Device::Cpu).contiguous();
             Activations {
-                image_bgr: Tensor::from_slice(&image.data).view([
-                    image.height as i64,
-                    image.width as i64,
-                    3,
-                ]),
-                data: cpu(&data),
-                res4b22: cpu(&res4b22),
-                rpn_cls_prob_reshape: cpu(&rpn.cls_prob_reshape),
-                rpn_bbox_pred: cpu(&rpn.bbox_pred),
+                early: early_activations(image, &data, &res4b22, &rpn),
                 pool5_flat: cpu(&pool5_flat),
                 cls_prob: cpu(&heads.cls_prob),
                 predicted_cls: cpu(&heads.predicted_cls).to_kind(Kind::Float),
@@ -433,6 +462,7 @@ impl Detector {
             attrs_id,
             attrs_conf,
             activations,
+            soft_labels,
         })
     }
 
@@ -465,6 +495,27 @@ pub struct NetworkFlops {
 impl NetworkFlops {
     pub fn total(&self) -> u64 {
         self.trunk + self.rpn + self.res5 + self.heads
+    }
+}
+
+/// The blobs before the proposal layer, copied to the CPU.
+fn early_activations(
+    image: &ImageBgr,
+    data: &Tensor,
+    res4b22: &Tensor,
+    rpn: &crate::rpn::RpnOutput,
+) -> EarlyActivations {
+    let cpu = |t: &Tensor| t.to_device(Device::Cpu).contiguous();
+    EarlyActivations {
+        image_bgr: Tensor::from_slice(&image.data).view([
+            image.height as i64,
+            image.width as i64,
+            3,
+        ]),
+        data: cpu(data),
+        res4b22: cpu(res4b22),
+        rpn_cls_prob_reshape: cpu(&rpn.cls_prob_reshape),
+        rpn_bbox_pred: cpu(&rpn.bbox_pred),
     }
 }
 

@@ -31,7 +31,7 @@ use std::str::FromStr;
 use tch::{Device, Kind};
 
 /// The record metadata key that states the mode ([`Precision::record_value`]).
-pub const PRECISION_KEY: &str = "precision";
+pub const PRECISION_KEY: &str = butd_record::meta::PRECISION;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Precision {

@@ -5,7 +5,9 @@
 //! `objects_id` i64, `objects_conf` f32, `attrs_id` i64, `attrs_conf` f32 (K each), `im_info`
 //! f32 3, and `rois` f32 R×5 (`[0, x1, y1, x2, y2]`, cheap and what parity checks need first).
 //! With activations: `image_bgr`, `data`, `res4b22`, `rpn_cls_prob_reshape`, `rpn_bbox_pred`,
-//! `pool5_flat`, `cls_prob`, `predicted_cls` (f32), `attr_prob`.
+//! `pool5_flat`, `cls_prob`, `predicted_cls` (f32), `attr_prob` (a record without proposals
+//! keeps the first five, which were computed). With soft labels: `soft_labels` f16 K×1601, the
+//! kept rows of `cls_prob` (UNITER's `soft_labels`, ≈ 115 KB for 36 boxes).
 //!
 //! Metadata (strings): `format`, `tensors`, `result` (`detections`, or `no_proposals` with a
 //! `reason`: [`write_no_proposals_record`]), `image_name`, `orig_h`, `orig_w`, `im_scale`
@@ -27,8 +29,8 @@ use butd_record::tensors as names;
 use safetensors::tensor::{Dtype, View};
 use tch::{Kind, Tensor};
 
-use crate::detector::{Detection, InputShape};
-use crate::heads::POOL5_CHANNELS;
+use crate::detector::{Detection, EarlyActivations, InputShape};
+use crate::heads::{NUM_CLASSES, POOL5_CHANNELS};
 
 // The contract, under the paths callers of `butd_model::record` have always used.
 pub use butd_record::{
@@ -83,6 +85,18 @@ fn f32s(values: &[f32], shape: &[usize]) -> Bytes {
         dtype: Dtype::F32,
         shape: shape.to_vec(),
         data: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+    }
+}
+
+/// float16, rounded to nearest: UNITER stores its soft labels so.
+fn f16s(values: &[f32], shape: &[usize]) -> Bytes {
+    Bytes {
+        dtype: Dtype::F16,
+        shape: shape.to_vec(),
+        data: values
+            .iter()
+            .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+            .collect(),
     }
 }
 
@@ -146,13 +160,12 @@ fn record_tensors(det: &Detection) -> Vec<(&'static str, Bytes)> {
         (names::IM_INFO, f32s(&det.input.im_info, &[3])),
         (names::ROIS, f32s(&rois, &[det.rois.len(), 5])),
     ];
+    if let Some(soft) = &det.soft_labels {
+        tensors.push((names::SOFT_LABELS, f16s(soft, &[k, NUM_CLASSES as usize])));
+    }
     if let Some(a) = &det.activations {
+        tensors.extend(early_tensors(&a.early));
         for (name, t) in [
-            (names::IMAGE_BGR, &a.image_bgr),
-            (names::DATA, &a.data),
-            (names::RES4B22, &a.res4b22),
-            (names::RPN_CLS_PROB_RESHAPE, &a.rpn_cls_prob_reshape),
-            (names::RPN_BBOX_PRED, &a.rpn_bbox_pred),
             (names::POOL5_FLAT, &a.pool5_flat),
             (names::CLS_PROB, &a.cls_prob),
             (names::PREDICTED_CLS, &a.predicted_cls),
@@ -164,9 +177,27 @@ fn record_tensors(det: &Detection) -> Vec<(&'static str, Bytes)> {
     tensors
 }
 
-/// The tensors of a record without proposals: every final tensor with 0 rows, `rois` 0×5.
-fn no_proposal_tensors(input: &InputShape) -> Vec<(&'static str, Bytes)> {
-    vec![
+/// The blobs before the proposal layer, by golden name.
+fn early_tensors(e: &EarlyActivations) -> Vec<(&'static str, Bytes)> {
+    [
+        (names::IMAGE_BGR, &e.image_bgr),
+        (names::DATA, &e.data),
+        (names::RES4B22, &e.res4b22),
+        (names::RPN_CLS_PROB_RESHAPE, &e.rpn_cls_prob_reshape),
+        (names::RPN_BBOX_PRED, &e.rpn_bbox_pred),
+    ]
+    .into_iter()
+    .map(|(name, t)| (name, tensor_bytes(t)))
+    .collect()
+}
+
+/// The tensors of a record without proposals: every final tensor with 0 rows, `rois` 0×5, and
+/// the blobs that were computed when `early` is given (as the golden crash record has them).
+fn no_proposal_tensors(
+    input: &InputShape,
+    early: Option<&EarlyActivations>,
+) -> Vec<(&'static str, Bytes)> {
+    let mut tensors = vec![
         (names::BOXES, f32s(&[], &[0, 4])),
         (names::FEATURES, f32s(&[], &[0, POOL5_CHANNELS as usize])),
         (names::KEEP, i64s(&[])),
@@ -177,7 +208,9 @@ fn no_proposal_tensors(input: &InputShape) -> Vec<(&'static str, Bytes)> {
         (names::ATTRS_CONF, f32s(&[], &[0])),
         (names::IM_INFO, f32s(&input.im_info, &[3])),
         (names::ROIS, f32s(&[], &[0, 5])),
-    ]
+    ];
+    tensors.extend(early.map(early_tensors).unwrap_or_default());
+    tensors
 }
 
 /// Writes `det` to `path` (a temporary file in the same folder, renamed into place, so a
@@ -199,6 +232,7 @@ pub fn write_record(path: &Path, det: &Detection, info: &RecordInfo) -> Result<(
 pub fn write_no_proposals_record(
     path: &Path,
     input: &InputShape,
+    early: Option<&EarlyActivations>,
     reason: &str,
     info: &RecordInfo,
 ) -> Result<(), RecordError> {
@@ -209,7 +243,13 @@ pub fn write_no_proposals_record(
         (meta::NUM_BOXES, "0".to_string()),
         (meta::SELECTION, "none".to_string()),
     ];
-    write_tensors(path, no_proposal_tensors(input), input, &fields, info)
+    write_tensors(
+        path,
+        no_proposal_tensors(input, early),
+        input,
+        &fields,
+        info,
+    )
 }
 
 /// The common metadata, then the serialised file written atomically.
@@ -277,13 +317,11 @@ mod tests {
             device: "cpu".into(),
             ..RecordInfo::default()
         };
-        write_no_proposals_record(&path, &shape(), "no proposals: test", &info).unwrap();
-        assert_eq!(
+        write_no_proposals_record(&path, &shape(), None, "no proposals: test", &info).unwrap();
+        assert!(matches!(
             record_state(&path),
-            RecordState::Complete {
-                result: RESULT_NO_PROPOSALS.into()
-            }
-        );
+            RecordState::Complete { result, .. } if result == RESULT_NO_PROPOSALS
+        ));
         let bytes = std::fs::read(&path).unwrap();
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
         assert_eq!(st.tensor("rois").unwrap().shape(), [0, 5]);
@@ -305,7 +343,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.safetensors");
         assert_eq!(record_state(&path), RecordState::Absent);
-        write_no_proposals_record(&path, &shape(), "x", &RecordInfo::default()).unwrap();
+        write_no_proposals_record(&path, &shape(), None, "x", &RecordInfo::default()).unwrap();
         let bytes = std::fs::read(&path).unwrap();
         for cut in [0, 7, 20, bytes.len() - 1] {
             std::fs::write(&path, &bytes[..cut]).unwrap();

@@ -270,12 +270,12 @@ fn check_image(det: &Detection, golden: &Golden, check: &mut Check) {
         "im_scale metadata",
     );
     if golden.has("data") {
-        check.activation("data", &host(&a.data), &golden.f32("data"));
+        check.activation("data", &host(&a.early.data), &golden.f32("data"));
     }
     if golden.has("res4b22") {
-        check.activation("res4b22", &host(&a.res4b22), &golden.f32("res4b22"));
+        check.activation("res4b22", &host(&a.early.res4b22), &golden.f32("res4b22"));
     }
-    let ours_prob = host(&a.rpn_cls_prob_reshape);
+    let ours_prob = host(&a.early.rpn_cls_prob_reshape);
     check.activation(
         "rpn_cls_prob_reshape",
         &ours_prob,
@@ -283,7 +283,7 @@ fn check_image(det: &Detection, golden: &Golden, check: &mut Check) {
     );
     check.activation(
         "rpn_bbox_pred",
-        &host(&a.rpn_bbox_pred),
+        &host(&a.early.rpn_bbox_pred),
         &golden.f32("rpn_bbox_pred"),
     );
 

@@ -31,8 +31,8 @@ mod scale;
 
 pub use blob::{net_input, net_input_with, NetInput};
 pub use decode::{
-    decode_bytes, decode_bytes_with, decode_file, decode_file_with, DecodeOptions, ImageBgr,
-    DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS,
+    decode_bytes, decode_bytes_with, decode_file, decode_file_with, read_image_file, DecodeOptions,
+    ImageBgr, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_PIXELS,
 };
 pub use error::Error;
 pub use mean::{subtract_mean_f64, PIXEL_MEANS_BGR};

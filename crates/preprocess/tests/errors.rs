@@ -391,7 +391,10 @@ fn net_input_refuses_bad_images() {
 fn a_fifo_named_jpg_is_refused_without_blocking() {
     let dir = tempfile::tempdir().unwrap();
     let fifo = dir.path().join("pipe.jpg");
-    let made = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
     assert!(made.success());
     // Opened for a blocking read, a FIFO without a writer would hang this test.
     let err = decode_file(&fifo).unwrap_err();

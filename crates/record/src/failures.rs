@@ -55,6 +55,13 @@ pub fn read_failures(path: &Path) -> Result<Vec<FailureLine>, FailuresError> {
         path: path.to_path_buf(),
         message,
     };
+    // A last line without its line end was torn by a kill or a power cut during its write
+    // (each line is one write, synced): it is dropped, and its image is retried.
+    let text = match text.rfind('\n') {
+        Some(end) if end + 1 < text.len() => &text[..end + 1],
+        None if text != FAILURES_HEADER => "",
+        _ => &text[..],
+    };
     let mut lines = text.lines();
     match lines.next() {
         None => return Ok(Vec::new()),
@@ -136,8 +143,9 @@ impl Failures {
         &self.path
     }
 
-    /// Appends one line, in one write, and flushes it to the file, so that a killed run keeps
-    /// every line it wrote.
+    /// Appends one line, in one write, and syncs it to disk (`fdatasync`), so that a killed run
+    /// or a power cut keeps every line it reported; a line torn midway is dropped when the file
+    /// is read ([`read_failures`]).
     pub fn add(&mut self, image: &Path, id: &str, reason: &str) -> Result<(), FailuresError> {
         let line = format!(
             "{}\t{}\t{}\n",
@@ -147,7 +155,7 @@ impl Failures {
         );
         self.file
             .write_all(line.as_bytes())
-            .and_then(|()| self.file.flush())
+            .and_then(|()| self.file.sync_data())
             .map_err(io_error(&self.path, "cannot append to"))
     }
 }
@@ -187,6 +195,25 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("line 2 has 2"));
+    }
+
+    #[test]
+    fn a_torn_last_line_is_dropped_on_resume() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(FAILURES_FILE);
+        std::fs::write(&path, "image\tid\treason\na.jpg\ta\tbad\nb.jpg\tb").unwrap();
+        let lines = read_failures(&path).unwrap();
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert_eq!(lines[0].id, "a");
+        // Torn inside the header: an empty list, not an error.
+        std::fs::write(&path, "image\tid").unwrap();
+        assert!(read_failures(&path).unwrap().is_empty());
+        // Reopening rewrites the file without the torn line.
+        drop(Failures::open(dir.path(), &lines, &HashSet::new()).unwrap());
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            "image\tid\treason\na.jpg\ta\tbad\n"
+        );
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! the same folder, renamed into place), and told apart from a damaged file without reading
 //! their tensors.
 
+use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -76,9 +77,11 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RecordState {
     Absent,
-    /// A whole `butd-record-v1` file; `result` as its metadata says.
+    /// A whole `butd-record-v1` file; `result` as its metadata says, and all of its (string)
+    /// metadata, for the provenance checks of resume and merge.
     Complete {
         result: String,
+        meta: BTreeMap<String, String>,
     },
     /// Something else: why.
     Damaged(String),
@@ -135,6 +138,14 @@ pub fn record_state(path: &Path) -> RecordState {
     }
     RecordState::Complete {
         result: meta_str(RESULT).unwrap_or(RESULT_DETECTIONS).to_string(),
+        meta: meta
+            .and_then(|m| m.as_object())
+            .map(|m| {
+                m.iter()
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 

@@ -16,6 +16,7 @@ use butd_formats::{
     write_uniter_npz, ButdTsvWriter, FormatError, IdPolicy, LxmertTsvWriter, Record, UniterEntry,
     UniterLmdbWriter, UniterOptions, VqaHdf5Writer, VqaLayout,
 };
+use butd_record::{meta, record_state, RecordState};
 use indicatif::{ProgressBar, ProgressStyle};
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -99,6 +100,10 @@ pub struct Args {
     /// uniter-lmdb: convert_imgdir.py --compress (npz values, DB name + _compressed)
     #[arg(long)]
     compress: bool,
+    /// lxmert-tsv, vqa-hdf5 fixed: export records made with different box selections (the
+    /// records' `select_mode`, `min_boxes`, `max_boxes`, `conf_thresh`) into one file
+    #[arg(long)]
+    allow_mixed_selections: bool,
     /// vqa-hdf5: which converter's layout
     #[arg(long, value_enum, default_value = "fixed")]
     hdf5_layout: Hdf5Layout,
@@ -239,6 +244,33 @@ fn id_policy(args: &Args) -> anyhow::Result<IdPolicy> {
     })
 }
 
+/// The formats whose consumers assume one box selection (LXMERT's obj36 TSV, the fixed VQA
+/// layout) get records of one selection: a folder holding adaptive and `--fixed 36` records
+/// would give an "obj36" file with 13-box images. Records written before provenance state
+/// none and are not compared.
+fn check_one_selection<'a>(
+    file: &'a Path,
+    first: &mut Option<(String, &'a Path)>,
+) -> anyhow::Result<()> {
+    let RecordState::Complete { meta, .. } = record_state(file) else {
+        return Ok(()); // Record::read_safetensors names what is wrong with it.
+    };
+    let Some(selection) = meta::selection_of(&meta) else {
+        return Ok(());
+    };
+    match first {
+        Some((s, path)) if *s != selection => bail!(
+            "{} was made with the selection \"{selection}\", {} with \"{s}\": this format \
+             holds one selection (--allow-mixed-selections exports them together anyway)",
+            file.display(),
+            path.display()
+        ),
+        Some(_) => {}
+        None => *first = Some((selection, file)),
+    }
+    Ok(())
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if args.append && !matches!(args.format, Format::ButdTsv | Format::LxmertTsv) {
         bail!("--append applies to the TSV formats only");
@@ -261,7 +293,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.output.display()
         );
     }
+    let one_selection = !args.allow_mixed_selections
+        && (args.format == Format::LxmertTsv
+            || (args.format == Format::VqaHdf5 && args.hdf5_layout == Hdf5Layout::Fixed));
+    let mut first_selection: Option<(String, &Path)> = None;
     for file in &files {
+        if one_selection {
+            check_one_selection(file, &mut first_selection)?;
+        }
         match Record::read_safetensors(file, &policy) {
             Ok(record) => {
                 record

@@ -69,7 +69,7 @@ pub fn decode_file_with(path: &Path, options: &DecodeOptions) -> Result<ImageBgr
 /// checked through its open handle before anything is read: a FIFO or a device named `*.jpg`
 /// would otherwise block the run or stream forever (`/dev/zero`), and a huge file would be
 /// read whole into memory.
-fn read_image_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>, Error> {
+pub fn read_image_file(path: &Path, max_bytes: u64) -> Result<Vec<u8>, Error> {
     use std::io::Read;
     use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     /// O_NONBLOCK on Linux: opening a FIFO without a writer returns at once instead of waiting.
