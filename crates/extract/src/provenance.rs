@@ -110,7 +110,14 @@ impl Provenance {
         let entries = BTreeMap::from([
             (meta::BUTD_VERSION, env!("CARGO_PKG_VERSION").to_string()),
             (meta::WEIGHTS_SHA256, sha256_file(weights)?),
-            (meta::WEIGHTS_MAPPING, from_weights("butd_mapping")),
+            (
+                meta::WEIGHTS_MAPPING,
+                format!(
+                    "{} ({})",
+                    from_weights(butd_mapping::METADATA_MAPPING),
+                    from_weights(butd_mapping::METADATA_MAPPING_DIGEST)
+                ),
+            ),
             (meta::WEIGHTS_CONVERTED_BY, from_weights("butd_version")),
             (
                 meta::SELECT_MODE,
@@ -199,7 +206,10 @@ mod tests {
             .unwrap()
             .to_string()
             .contains("no precision"));
-        assert_eq!(theirs[meta::WEIGHTS_MAPPING], "builtin:caffe-to-hf-frcnn");
+        assert_eq!(
+            theirs[meta::WEIGHTS_MAPPING],
+            "builtin:caffe-to-hf-frcnn (unknown)"
+        );
     }
 
     #[test]

@@ -131,8 +131,11 @@ fn extract_writes_records_and_lists_failures() {
         "the image's bytes"
     );
     assert_eq!(meta["weights_sha256"].len(), 64);
-    // The test converts without `butd convert`'s metadata (support::synthetic_hf_weights).
-    assert_eq!(meta["weights_mapping"], "unknown");
+    assert!(
+        meta["weights_mapping"].starts_with("builtin:caffe-to-hf-frcnn ("),
+        "{}",
+        meta["weights_mapping"]
+    );
     assert_eq!(meta["butd_version"], env!("CARGO_PKG_VERSION"));
     for (key, value) in [
         ("select_mode", "adaptive"),

@@ -42,8 +42,9 @@ pub const CAFFE_RESULT: &str = "caffe_result";
 
 /// The butd version that wrote the record.
 pub const BUTD_VERSION: &str = "butd_version";
-/// The mapping `butd convert` used for the weights (their `butd_mapping` metadata), or
-/// `unknown`.
+/// The mapping `butd convert` used for the weights and its digest (their `butd_mapping` and
+/// `butd_mapping_digest` metadata: `builtin:caffe-to-hf-frcnn (fnv1a64:…)`), `unknown` where
+/// absent.
 pub const WEIGHTS_MAPPING: &str = "weights_mapping";
 /// The butd version that converted the weights (their `butd_version` metadata), or `unknown`.
 pub const WEIGHTS_CONVERTED_BY: &str = "weights_converted_by";
