@@ -18,6 +18,8 @@ import sys
 import h5py
 import numpy as np
 
+from common import normalized_boxes as spatial  # the converters' arithmetic
+
 FIELDNAMES = ["image_id", "image_w", "image_h", "num_boxes", "boxes", "features"]
 
 
@@ -29,22 +31,6 @@ def rows(tsv):
             boxes = np.frombuffer(base64.b64decode(item["boxes"]), dtype=np.float32).reshape((k, -1))
             feats = np.frombuffer(base64.b64decode(item["features"]), dtype=np.float32).reshape((k, -1))
             yield int(item["image_id"]), float(item["image_w"]), float(item["image_h"]), boxes, feats
-
-
-def spatial(bboxes, image_w, image_h):
-    # The converters' arithmetic, step by step.
-    box_width = bboxes[:, 2] - bboxes[:, 0]
-    box_height = bboxes[:, 3] - bboxes[:, 1]
-    scaled_width = box_width / image_w
-    scaled_height = box_height / image_h
-    scaled_x = bboxes[:, 0] / image_w
-    scaled_y = bboxes[:, 1] / image_h
-    scaled_width = scaled_width[..., np.newaxis]
-    scaled_height = scaled_height[..., np.newaxis]
-    scaled_x = scaled_x[..., np.newaxis]
-    scaled_y = scaled_y[..., np.newaxis]
-    return np.concatenate((scaled_x, scaled_y, scaled_x + scaled_width, scaled_y + scaled_height,
-                           scaled_width, scaled_height), axis=1)
 
 
 def main(tsv, out, mode):
