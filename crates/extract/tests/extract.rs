@@ -2,8 +2,7 @@
 //! converted with the built-in mapping (shared with the model's golden tests) and the small
 //! golden images, so it runs in seconds.
 
-#[path = "../../model/tests/support/mod.rs"]
-mod support;
+use butd_testkit as support;
 
 use std::collections::HashMap;
 use std::path::Path;

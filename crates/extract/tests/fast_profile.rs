@@ -6,8 +6,7 @@
 //! One test, because the bf16 extraction of the eight golden images (≈ 20–30 s of CPU with AMX)
 //! is shared by all three checks.
 
-#[path = "../../model/tests/support/mod.rs"]
-mod support;
+use butd_testkit as support;
 
 use std::path::Path;
 use std::process::Command;

@@ -9,8 +9,7 @@
 //! and the peak RSS (VmHWM), next to the Caffe figures recorded in `golden/index.json`
 //! and the Hugging Face FRCNN's (18.0 s, 2.8 GB for a 600×900 image, whole process).
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use butd_testkit as support;
 
 use std::time::Instant;
 

@@ -18,8 +18,7 @@
 //! `--throughput HxW` adds img/s on N copies of a golden photo resized to H×W (no activation
 //! copies), and on CUDA the device memory in use.
 
-#[path = "../tests/support/mod.rs"]
-mod support;
+use butd_testkit as support;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;

@@ -2,7 +2,7 @@
 //! batch and must not change a value: on the CPU, every chunk size gives the same bits. (On CUDA
 //! cuDNN may choose another algorithm per batch size; this test says nothing about that.)
 
-mod support;
+use butd_testkit as support;
 
 use butd_model::detector::{DetectOptions, Detection, Detector};
 use butd_model::Precision;

@@ -2,7 +2,7 @@
 //! a mapping that keeps Caffe's class order writes the same keys and shapes as the built-in
 //! one, so only the mapping digest `butd convert` stores can tell them apart.
 
-mod support;
+use butd_testkit as support;
 
 use butd_model::tch::Device;
 use butd_model::Detector;

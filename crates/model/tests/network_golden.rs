@@ -11,7 +11,7 @@
 //! restricts the run to matching images while working on one; `BUTD_TEST_DEVICE=cuda` runs the
 //! network on a GPU (same tolerances; the default is the CPU).
 
-mod support;
+use butd_testkit as support;
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -1,7 +1,17 @@
-//! Shared by the golden tests and the benchmark: the repository's `golden/`, and the synthetic
-//! weights converted with the built-in Hugging Face mapping (generated once into `$BUTD_CACHE`).
-
-#![allow(dead_code)] // each test binary uses part of this module
+//! Test helpers shared by the model's and extract's tests and the extract benchmark: the
+//! repository's `golden/`, and the synthetic weights converted with the built-in Hugging Face
+//! mapping (generated once into `$BUTD_CACHE`).
+//!
+//! ```no_run
+//! let weights = butd_testkit::synthetic_hf_weights();
+//! assert!(weights.exists());
+//! println!("{} golden images", butd_testkit::golden_images().len());
+//! ```
+//!
+//! # Design
+//! A dev-dependency crate instead of a module each test binary includes by path
+//! (`#[path = "../../model/tests/support/mod.rs"]`): one compiled copy, ordinary imports, no
+//! `dead_code` allowance. It links no libtorch; the tests that use it bring the model.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
