@@ -73,10 +73,6 @@ impl Format {
         }
     }
 
-    pub fn from_name(name: &str) -> Option<Format> {
-        Format::ALL.into_iter().find(|f| f.name() == name)
-    }
-
     pub fn is_tsv(self) -> bool {
         matches!(self, Format::ButdTsv | Format::LxmertTsv)
     }
@@ -485,9 +481,6 @@ mod tests {
         assert!(uniter_options_from_db_name("all").unwrap().keep_all);
         assert!(uniter_options_from_db_name("feat_numbb36").is_none());
         assert!(uniter_options_from_db_name("img_db").is_none());
-        for f in Format::ALL {
-            assert_eq!(Format::from_name(f.name()), Some(f));
-        }
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! Comparing one golden record with one candidate record.
 use std::collections::BTreeSet;
-use std::path::Path;
 
 use butd_host::select::argmax_skipping_background;
 
 use crate::boxes::{format_box, Box4};
-use crate::regions::{best_iou, inversions, match_boxes, role_of, FINAL_TENSORS, ROIS_TENSORS};
+use crate::regions::{
+    best_iou, inversions, match_boxes, role_of, Matching, FINAL_TENSORS, ROIS_TENSORS,
+};
 use crate::report::{
     cosine_histogram, Finding, HalfPrecision, ImageReport, Inversion, Kind, LabelDisagreement,
     RegionReport, RegionSet, Role, Severity, Status, TensorInfo, TensorReport, UnmatchedRegion,
@@ -414,6 +415,16 @@ fn argmax_from_1(row: &[f64]) -> i64 {
     argmax_skipping_background(row).map_or(-1, |(c, _)| c as i64)
 }
 
+/// One region set's comparison: what every step reads.
+struct SetCx<'a> {
+    set: RegionSet,
+    gb: &'a [Box4],
+    cb: &'a [Box4],
+    ev: &'a Evidence<'a>,
+    m: &'a Matching,
+    rules: &'a crate::thresholds::SetRules,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn compare_set(
     set: RegionSet,
@@ -431,29 +442,7 @@ fn compare_set(
     if set == RegionSet::Rois {
         ties::split_distinct_proposals(ev, gb, cb, &mut m);
     }
-
-    // Matched-row stats; per-pair cosine of the feature tensor on the way.
-    let feature = set.feature_tensor();
-    let mut cosines = Vec::new();
-    for name in &usable {
-        let (gt, ct) = (&g.tensors[*name], &c.tensors[*name]);
-        let n = gt.row_len();
-        let mut acc = Accumulator::default();
-        let mut half = None;
-        for p in &m.pairs {
-            let mut row = Accumulator::default();
-            let h = accumulate(&mut row, (gt, p.g * n), (ct, p.c * n), n);
-            half = HalfPrecision::merge(half, h);
-            if *name == feature {
-                cosines.push(row.cosine());
-            }
-            acc.merge(&row);
-        }
-        if let Some(t) = tensors.iter_mut().find(|t| t.name == *name) {
-            t.matched = Some(acc.finish());
-            t.half_precision = HalfPrecision::merge(t.half_precision.take(), half);
-        }
-    }
+    let cosines = matched_row_stats(set, g, c, &m, &usable, tensors);
     let max_box_diff = m
         .pairs
         .iter()
@@ -476,14 +465,13 @@ fn compare_set(
         RegionSet::Rois => &th.rois,
         RegionSet::Final => &th.final_records,
     };
-    let subject = set.name();
     if let Some(min) = rules.min_matched.filter(|_| !gb.is_empty()) {
         let share = m.pairs.len() as f64 / gb.len() as f64;
         if share < min {
             f.push(
                 Severity::Fail,
                 Kind::Unmatched,
-                subject,
+                set.name(),
                 format!(
                     "{} of {} golden regions matched ({:.1} %), below min_matched = {min}",
                     m.pairs.len(),
@@ -493,8 +481,98 @@ fn compare_set(
             );
         }
     }
+    let cx = SetCx {
+        set,
+        gb,
+        cb,
+        ev,
+        m: &m,
+        rules,
+    };
+    let (unmatched_golden, unmatched_candidate) = report_unmatched(&cx, &verdict, f);
+    let (examples, explained_inv) = report_order(&cx, &inv, &verdict, f);
+    let (mut labels_compared, mut disagreements) = compare_labels(&cx, th, &usable, f);
+    if set == RegionSet::Final && th.labels.keep && usable.contains(&"keep") {
+        check_keep(
+            ev,
+            &m,
+            gb,
+            rois_outcome,
+            &mut disagreements,
+            &mut labels_compared,
+            f,
+        );
+    }
 
-    // Unmatched regions.
+    let report = RegionReport {
+        set,
+        golden_count: gb.len(),
+        candidate_count: cb.len(),
+        matched: m.pairs.len(),
+        same_indexing: gb.len() == cb.len()
+            && m.pairs.iter().all(|p| p.g == p.c)
+            && m.pairs.len() == gb.len(),
+        min_iou: m.pairs.iter().map(|p| p.iou).reduce(f64::min),
+        max_box_diff,
+        min_feature_cosine: cosines.iter().copied().reduce(f64::min),
+        mean_feature_cosine: (!cosines.is_empty())
+            .then(|| cosines.iter().sum::<f64>() / cosines.len() as f64),
+        cosine_histogram: cosine_histogram(cosines),
+        inversions: inv.len(),
+        inversions_tie_explained: explained_inv,
+        inversion_examples: examples,
+        unmatched_golden,
+        unmatched_candidate,
+        labels_compared,
+        label_disagreements: disagreements,
+    };
+    let outcome =
+        (set == RegionSet::Rois).then(|| (ties::rois_divergence(ev, cb, &m, &verdict), verdict));
+    (report, outcome)
+}
+
+/// Statistics of the matched rows of every usable per-region tensor (into `tensors`), and the
+/// per-pair cosine of the set's feature tensor.
+fn matched_row_stats(
+    set: RegionSet,
+    g: &Record,
+    c: &Record,
+    m: &Matching,
+    usable: &[&str],
+    tensors: &mut [TensorReport],
+) -> Vec<f64> {
+    let feature = set.feature_tensor();
+    let mut cosines = Vec::new();
+    for name in usable {
+        let (gt, ct) = (&g.tensors[*name], &c.tensors[*name]);
+        let n = gt.row_len();
+        let mut acc = Accumulator::default();
+        let mut half = None;
+        for p in &m.pairs {
+            let mut row = Accumulator::default();
+            let h = accumulate(&mut row, (gt, p.g * n), (ct, p.c * n), n);
+            half = HalfPrecision::merge(half, h);
+            if *name == feature {
+                cosines.push(row.cosine());
+            }
+            acc.merge(&row);
+        }
+        if let Some(t) = tensors.iter_mut().find(|t| t.name == *name) {
+            t.matched = Some(acc.finish());
+            t.half_precision = HalfPrecision::merge(t.half_precision.take(), half);
+        }
+    }
+    cosines
+}
+
+/// The regions of either side without a match, and one finding for the unexplained ones and
+/// one for the tie-explained ones.
+fn report_unmatched(
+    cx: &SetCx,
+    verdict: &Verdict,
+    f: &mut Findings,
+) -> (Vec<UnmatchedRegion>, Vec<UnmatchedRegion>) {
+    let (gb, cb, m) = (cx.gb, cx.cb, cx.m);
     let unmatched = |idx: &[usize], boxes: &[Box4], other: &[Box4], causes: &[Option<String>]| {
         idx.iter()
             .zip(causes)
@@ -537,15 +615,25 @@ fn compare_set(
             .find_map(|u| u.cause.clone());
         let (severity, cause) = if explained {
             (Severity::Tie, first_cause)
-        } else if rules.same_set {
+        } else if cx.rules.same_set {
             (Severity::Fail, None)
         } else {
             (Severity::Warn, None)
         };
-        f.push_cause(severity, Kind::Unmatched, subject, msg, cause);
+        f.push_cause(severity, Kind::Unmatched, cx.set.name(), msg, cause);
     }
+    (unmatched_golden, unmatched_candidate)
+}
 
-    // Order.
+/// Order inversions among matched pairs: examples (explained last) and the count explained by
+/// near-ties; one finding each for the unexplained and the explained ones.
+fn report_order(
+    cx: &SetCx,
+    inv: &[(usize, usize)],
+    verdict: &Verdict,
+    f: &mut Findings,
+) -> (Vec<Inversion>, usize) {
+    let (m, subject) = (cx.m, cx.set.name());
     let mut examples: Vec<Inversion> = inv
         .iter()
         .zip(&verdict.inversions)
@@ -561,7 +649,7 @@ fn compare_set(
     if unexplained_inv > 0 {
         let e = &examples[0];
         f.push(
-            if rules.same_order {
+            if cx.rules.same_order {
                 Severity::Fail
             } else {
                 Severity::Warn
@@ -586,16 +674,18 @@ fn compare_set(
         );
     }
     examples.truncate(INVERSION_EXAMPLES);
+    (examples, explained_inv)
+}
 
-    // Labels.
-    let mut labels_compared = 0;
-    let mut disagreements = Vec::new();
-    let golden_rois: Vec<Option<usize>> = match set {
-        RegionSet::Rois => (0..gb.len()).map(Some).collect(),
-        RegionSet::Final => ties::golden_final_rois(ev, gb),
-    };
-    let label_sources: Vec<(String, &'static str, bool)> = match set {
-        // (label, golden probability tensor that explains it, gated)
+/// The labels compared on the set's matched pairs: (label, golden probability tensor that
+/// explains a disagreement, gated). Final regions: the gated exact labels; rois: the argmax of
+/// `cls_prob` / `attr_prob` (reported, not gated).
+fn label_sources(
+    set: RegionSet,
+    th: &Thresholds,
+    usable: &[&str],
+) -> Vec<(String, &'static str, bool)> {
+    match set {
         RegionSet::Final => th
             .labels
             .exact
@@ -616,8 +706,26 @@ fn compare_set(
             .filter(|n| usable.contains(n))
             .map(|n| (format!("{n}.argmax"), n, false))
             .collect(),
+    }
+}
+
+/// Compares the labels of matched pairs ([`label_sources`]); returns how many were compared
+/// and the disagreements, with a finding per gated label that has any.
+fn compare_labels(
+    cx: &SetCx,
+    th: &Thresholds,
+    usable: &[&str],
+    f: &mut Findings,
+) -> (usize, Vec<LabelDisagreement>) {
+    let (ev, m, set) = (cx.ev, cx.m, cx.set);
+    let (g, c) = (ev.golden(), ev.candidate());
+    let mut labels_compared = 0;
+    let mut disagreements = Vec::new();
+    let golden_rois: Vec<Option<usize>> = match set {
+        RegionSet::Rois => (0..cx.gb.len()).map(Some).collect(),
+        RegionSet::Final => ties::golden_final_rois(ev, cx.gb),
     };
-    for (label, prob, gated) in &label_sources {
+    for (label, prob, gated) in &label_sources(set, th, usable) {
         let values = |rec: &Record, row: usize| -> i64 {
             match set {
                 RegionSet::Final => rec.tensors[label.as_str()].values[row] as i64,
@@ -650,7 +758,7 @@ fn compare_set(
                 label: label.clone(),
                 golden_index: p.g,
                 candidate_index: p.c,
-                bbox: gb[p.g],
+                bbox: cx.gb[p.g],
                 golden: a,
                 candidate: b,
                 cause,
@@ -706,49 +814,13 @@ fn compare_set(
             );
         }
     }
-    if set == RegionSet::Final && th.labels.keep && usable.contains(&"keep") {
-        check_keep(
-            ev,
-            &m,
-            gb,
-            rois_outcome,
-            &mut disagreements,
-            &mut labels_compared,
-            f,
-        );
-    }
-
-    let report = RegionReport {
-        set,
-        golden_count: gb.len(),
-        candidate_count: cb.len(),
-        matched: m.pairs.len(),
-        same_indexing: gb.len() == cb.len()
-            && m.pairs.iter().all(|p| p.g == p.c)
-            && m.pairs.len() == gb.len(),
-        min_iou: m.pairs.iter().map(|p| p.iou).reduce(f64::min),
-        max_box_diff,
-        min_feature_cosine: cosines.iter().copied().reduce(f64::min),
-        mean_feature_cosine: (!cosines.is_empty())
-            .then(|| cosines.iter().sum::<f64>() / cosines.len() as f64),
-        cosine_histogram: cosine_histogram(cosines),
-        inversions: inv.len(),
-        inversions_tie_explained: explained_inv,
-        inversion_examples: examples,
-        unmatched_golden,
-        unmatched_candidate,
-        labels_compared,
-        label_disagreements: disagreements,
-    };
-    let outcome =
-        (set == RegionSet::Rois).then(|| (ties::rois_divergence(ev, cb, &m, &verdict), verdict));
-    (report, outcome)
+    (labels_compared, disagreements)
 }
 
 /// `keep` holds roi indices: equal on matched final regions unless the rois themselves moved.
 fn check_keep(
     ev: &Evidence,
-    m: &crate::regions::Matching,
+    m: &Matching,
     gb: &[Box4],
     rois_outcome: Option<&(RoisDivergence, Verdict)>,
     disagreements: &mut Vec<LabelDisagreement>,
@@ -842,20 +914,6 @@ fn gate_tensors(tensors: &mut [TensorReport], th: &Thresholds, f: &mut Findings)
             );
         }
         t.gate = Some(check);
-    }
-}
-
-/// Opens and compares one pair of files; unreadable files become `unreadable` failures.
-pub fn compare_files(image: &str, golden: &Path, candidate: &Path, th: &Thresholds) -> ImageReport {
-    match (Record::open(golden), Record::open(candidate)) {
-        (Ok(g), Ok(c)) => compare_records(image, &g, &c, th),
-        (g, c) => unreadable(
-            image,
-            [g.err(), c.err()]
-                .into_iter()
-                .flatten()
-                .map(|e| e.to_string()),
-        ),
     }
 }
 

@@ -16,6 +16,7 @@ use butd_formats::IdPolicy;
 
 use crate::canonical::{add_uniter_view, Format};
 use crate::compare::{compare_scoped, image_size, unreadable, Scope};
+use crate::gate::Metric;
 use crate::regions::FINAL_TENSORS;
 use crate::report::{
     merge_histograms, Finding, HalfPrecision, HistogramBin, ImageReport, Kind, LayerSummary,
@@ -26,7 +27,7 @@ use crate::source::{
     SourceSpec,
 };
 use crate::tensor::Record;
-use crate::thresholds::{Metric, Thresholds};
+use crate::thresholds::Thresholds;
 use crate::VerifyError;
 
 /// `--sample N`: N golden images chosen by a hash of their ids under `seed`.
@@ -752,26 +753,60 @@ pub fn verify(
         None => None,
     };
     let plan = Plan::choose(&gr, &cr, &gm, &cm, opts.sample.is_some());
-    let stream_len = match plan {
-        Plan::StreamGolden => gr.tsv_len(),
-        Plan::StreamCandidate => cr.tsv_len(),
-        Plan::Listed => 0,
-    };
-    let mut g = Side {
-        meta: &gm,
-        reader: gr,
-        keyer: Keyer {
-            policy: policy.clone(),
-            format: gm.format,
-        },
-    };
-    let mut c = Side {
-        meta: &cm,
-        reader: cr,
+    let side = |meta, reader, policy| Side {
+        meta,
+        reader,
         keyer: Keyer {
             policy,
-            format: cm.format,
+            format: meta.format,
         },
+    };
+    let mut g = side(&gm, gr, policy.clone());
+    let mut c = side(&cm, cr, policy);
+    let (tally, col) = compare_all(&mut g, &mut c, plan, th, opts)?;
+
+    let mut images = col.images;
+    images.sort_by_key(|(seq, _)| *seq);
+    let names: BTreeMap<usize, String> = images
+        .iter()
+        .map(|(seq, img)| (*seq, img.image.clone()))
+        .collect();
+    let layers = layer_summaries(col.layers, &names, th);
+    let images: Vec<ImageReport> = images.into_iter().map(|(_, img)| img).collect();
+    let findings: Vec<Finding> = [tally.missing.clone(), tally.extra.clone(), tally.other.clone()]
+        .concat();
+    let breaches = gate_breaches(&findings, &images, col.final_counts, &tally, th);
+    let mut summary = summarize(&tally, &images, &findings, breaches);
+    summary.seconds = start.elapsed().as_secs_f64();
+    summary.images_without_detail = col.without_detail;
+    Ok(Report {
+        schema: SCHEMA.to_string(),
+        golden_dir: golden.path.display().to_string(),
+        candidate_dir: candidate.path.display().to_string(),
+        thresholds: th.clone(),
+        layers,
+        summary,
+        cosine_histogram: col.histograms,
+        findings,
+        images,
+        sources: Some(sources_of(&g, &c, plan, &tally, opts)),
+    })
+}
+
+/// Runs the comparison: `opts.threads` workers compare the pairs the producer (this thread)
+/// reads and pairs.
+fn compare_all<'m>(
+    g: &mut Side<'m>,
+    c: &mut Side<'m>,
+    plan: Plan,
+    th: &Thresholds,
+    opts: &Options,
+) -> Result<(Tally, Collected), VerifyError> {
+    let (gm, cm) = (g.meta, c.meta);
+    let stream_len = match plan {
+        Plan::StreamGolden => g.reader.tsv_len(),
+        Plan::StreamCandidate => c.reader.tsv_len(),
+        Plan::Listed => 0,
     };
     let shared = Shared {
         collected: Mutex::new(Collected::new(opts.detail)),
@@ -789,7 +824,7 @@ pub fn verify(
         let (seq, key) = (w.seq, w.key.clone());
         // A bug must not hang the producer on a full queue: it fails this image instead.
         let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            compare_work(w, &gm, &cm, th)
+            compare_work(w, gm, cm, th)
         }))
         .unwrap_or_else(|_| unreadable(&key, ["internal error: the comparison panicked".into()]));
         let mut col = shared.collected.lock().unwrap_or_else(|e| e.into_inner());
@@ -811,42 +846,32 @@ pub fn verify(
         }
         // The producer stays on this thread: it owns the readers (an LMDB read transaction
         // cannot move between threads).
-        let tally = produce(
-            &mut g,
-            &mut c,
-            plan,
-            opts.sample,
-            opts.common_only,
-            &tx,
-            &shared,
-        );
+        let tally = produce(g, c, plan, opts.sample, opts.common_only, &tx, &shared);
         drop(tx);
         tally
     })?;
-
     let col = shared
         .collected
         .into_inner()
         .unwrap_or_else(|e| e.into_inner());
-    let mut images = col.images;
-    images.sort_by_key(|(seq, _)| *seq);
-    let names: BTreeMap<usize, String> = images
-        .iter()
-        .map(|(seq, img)| (*seq, img.image.clone()))
-        .collect();
-    let layers = layer_summaries(col.layers, &names, th);
-    let images: Vec<ImageReport> = images.into_iter().map(|(_, img)| img).collect();
-    let findings: Vec<Finding> = [tally.missing, tally.extra, tally.other].concat();
+    Ok((tally, col))
+}
 
-    let count = |s: Status| images.iter().filter(|i| i.status == s).count();
+/// The lines that fail the gate, the selection mismatch that explains them first.
+fn gate_breaches(
+    findings: &[Finding],
+    images: &[ImageReport],
+    final_counts: Option<[(usize, usize); 2]>,
+    tally: &Tally,
+    th: &Thresholds,
+) -> Vec<String> {
     let mut breaches: Vec<String> = findings
         .iter()
         .chain(images.iter().flat_map(|i| &i.findings))
         .filter(|f| f.breaches(th))
         .map(Finding::line)
         .collect();
-    if let Some(why) = col
-        .final_counts
+    if let Some(why) = final_counts
         .filter(|_| images.len() >= 2)
         .and_then(selection_mismatch)
     {
@@ -861,13 +886,24 @@ pub fn verify(
             tally.golden_images, tally.candidate_images
         ));
     }
+    breaches
+}
+
+/// The report's counts (its time and detail figures are the caller's).
+fn summarize(
+    tally: &Tally,
+    images: &[ImageReport],
+    findings: &[Finding],
+    breaches: Vec<String>,
+) -> Summary {
+    let count = |s: Status| images.iter().filter(|i| i.status == s).count();
     let counted = |kind: Kind| {
         findings
             .iter()
             .filter(|f| f.kind == kind && f.severity > Severity::Info)
             .count()
     };
-    let summary = Summary {
+    Summary {
         golden_images: tally.golden_images,
         candidate_images: tally.candidate_images,
         compared: images.len(),
@@ -878,10 +914,15 @@ pub fn verify(
         extra_images: counted(Kind::ExtraImage),
         gate_passed: breaches.is_empty(),
         breaches,
-        seconds: start.elapsed().as_secs_f64(),
-        images_without_detail: col.without_detail,
-    };
-    let mut golden_info = source_info(&gm);
+        seconds: 0.0,
+        images_without_detail: 0,
+    }
+}
+
+/// What the report says about the two sources and how they were paired.
+fn sources_of(g: &Side, c: &Side, plan: Plan, tally: &Tally, opts: &Options) -> Sources {
+    let (gm, cm) = (g.meta, c.meta);
+    let mut golden_info = source_info(gm);
     if tally.skipped_golden > 0 {
         golden_info.notes.push(format!(
             "--common-only: {} golden image(s) without a candidate skipped",
@@ -894,33 +935,21 @@ pub fn verify(
             NOMINAL = crate::canonical::NOMINAL_SIZE
         ));
     }
-    let sources = Sources {
+    Sources {
         golden: golden_info,
-        candidate: source_info(&cm),
+        candidate: source_info(cm),
         pairing: format!(
             "golden id: {}; candidate id: {}; {}",
             g.keyer.describe(),
             c.keyer.describe(),
-            plan.describe(&gm, &cm)
+            plan.describe(gm, cm)
         ),
         sample: opts.sample.map(|s| SampleInfo {
             n: s.n.min(tally.golden_images),
             seed: s.seed,
             of: tally.golden_images,
         }),
-    };
-    Ok(Report {
-        schema: SCHEMA.to_string(),
-        golden_dir: golden.path.display().to_string(),
-        candidate_dir: candidate.path.display().to_string(),
-        thresholds: th.clone(),
-        layers,
-        summary,
-        cosine_histogram: col.histograms,
-        findings,
-        images,
-        sources: Some(sources),
-    })
+    }
 }
 
 #[cfg(test)]

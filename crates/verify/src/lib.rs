@@ -20,6 +20,7 @@ pub mod canonical;
 mod compare;
 mod engine;
 mod error;
+mod gate;
 mod html;
 pub mod hungarian;
 mod names;
@@ -38,17 +39,17 @@ pub mod ties;
 /// Id policies for pairing (`Stem`, `IntSuffix`, `Map`), shared with `butd export`.
 pub use butd_formats::IdPolicy;
 pub use canonical::Format;
-pub use compare::{compare_files, compare_records, compare_scoped, Scope};
+pub use compare::{compare_records, compare_scoped, Scope};
 pub use engine::{compare_dirs, compare_dirs_with, verify, Options, Progress, Sample};
 pub use error::VerifyError;
+pub use gate::{GateCheck, Metric};
 pub use report::{
-    cosine_histogram, Finding, GateCheck, HalfPrecision, HistogramBin, ImageReport, Inversion,
-    Kind, LabelDisagreement, LayerSummary, RegionReport, RegionSet, Report, Role, SampleInfo,
-    Severity, SourceInfo, Sources, Status, Summary, TensorInfo, TensorReport, UnmatchedRegion,
-    SCHEMA,
+    cosine_histogram, Finding, HalfPrecision, HistogramBin, ImageReport, Inversion, Kind,
+    LabelDisagreement, LayerSummary, RegionReport, RegionSet, Report, Role, SampleInfo, Severity,
+    SourceInfo, Sources, Status, Summary, TensorInfo, TensorReport, UnmatchedRegion, SCHEMA,
 };
 pub use safetensors::Dtype;
 pub use source::{detect_format, load_id_map, SourceSpec};
 pub use stats::{Accumulator, Stats};
 pub use tensor::{dtype_name, Record, Tensor};
-pub use thresholds::{Labels, Matching, Metric, Required, SetRules, Thresholds, Ties};
+pub use thresholds::{Labels, Matching, Required, SetRules, Thresholds, Ties};

@@ -3,9 +3,10 @@
 use serde::{Deserialize, Serialize};
 
 use crate::boxes::Box4;
+use crate::gate::{GateCheck, Metric};
 use crate::resolution::Half;
 use crate::stats::Stats;
-use crate::thresholds::{Metric, Thresholds};
+use crate::thresholds::Thresholds;
 
 /// Value of `Report::schema`; bumped on any incompatible change of the JSON layout.
 pub const SCHEMA: &str = "butd-parity-v1";
@@ -233,14 +234,6 @@ impl TensorReport {
     pub fn gated_stats(&self) -> Option<&Stats> {
         self.matched.as_ref().or(self.by_index.as_ref())
     }
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct GateCheck {
-    pub metric: Metric,
-    pub value: f64,
-    pub limit: f64,
-    pub passed: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

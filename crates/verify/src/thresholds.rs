@@ -5,6 +5,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::gate::Metric;
 use crate::VerifyError;
 
 /// The repository's `parity.toml`, compiled in: the defaults are that file, not a copy of it.
@@ -231,41 +232,6 @@ fn merge_tables(base: &mut toml::Table, over: &toml::Table) {
             _ => {
                 base.insert(key.clone(), value.clone());
             }
-        }
-    }
-}
-
-/// Which error figure a threshold bounds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Metric {
-    MaxRel,
-    MaxAbs,
-}
-
-impl Metric {
-    pub fn label(self) -> &'static str {
-        match self {
-            Metric::MaxRel => "max|Δ|/max|golden|",
-            Metric::MaxAbs => "max|Δ|",
-        }
-    }
-
-    pub fn of(self, s: &crate::Stats) -> f64 {
-        match self {
-            Metric::MaxRel => s.max_rel,
-            Metric::MaxAbs => s.max_abs_diff,
-        }
-    }
-
-    /// `value ≤ limit` (an infinite value fails).
-    pub fn check(self, s: &crate::Stats, limit: f64) -> crate::report::GateCheck {
-        let value = self.of(s);
-        crate::report::GateCheck {
-            metric: self,
-            value,
-            limit,
-            passed: value <= limit,
         }
     }
 }
