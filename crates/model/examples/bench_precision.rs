@@ -230,7 +230,7 @@ fn run_mode(
                 run.parity.add(&golden, &Record::open(&path)?, min_iou);
             }
             Err(e @ DetectError::NoProposals { input, .. }) => {
-                write_no_proposals_record(&path, &input, &e.to_string(), &info)?
+                write_no_proposals_record(&path, &input, None, &e.to_string(), &info)?
             }
             Err(e) => return Err(e.into()),
         }
