@@ -44,6 +44,29 @@ pub struct WriteOptions {
     pub allow_non_finite: bool,
 }
 
+impl WriteOptions {
+    /// `butd convert`'s options: `float`, and the provenance every converted file carries
+    /// besides what the writer adds itself: `butd_source` (the model's file name) and
+    /// `butd_version`. The CLI and the Python package both write through this.
+    pub fn stamped(float: FloatDtype, model: &Path) -> WriteOptions {
+        let source = model.file_name().map_or_else(
+            || model.display().to_string(),
+            |n| n.to_string_lossy().into_owned(),
+        );
+        WriteOptions {
+            float,
+            metadata: vec![
+                ("butd_source".to_string(), source),
+                (
+                    "butd_version".to_string(),
+                    env!("CARGO_PKG_VERSION").to_string(),
+                ),
+            ],
+            ..WriteOptions::default()
+        }
+    }
+}
+
 /// What was written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Written {

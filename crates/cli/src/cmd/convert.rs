@@ -135,18 +135,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 DtypeArg::F32 => FloatDtype::F32,
                 DtypeArg::F16 => FloatDtype::F16,
             };
-            // The writer adds `butd_mapping` and its digest itself.
-            let metadata = vec![
-                ("butd_source".to_string(), file_name(&args.model)),
-                (
-                    "butd_version".to_string(),
-                    env!("CARGO_PKG_VERSION").to_string(),
-                ),
-            ];
             let options = WriteOptions {
-                float,
-                metadata,
                 allow_non_finite: args.allow_non_finite,
+                ..WriteOptions::stamped(float, &args.model)
             };
             let w = plan
                 .write_safetensors(&mapping, &model, out, &options)
@@ -193,13 +184,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         eprintln!("nothing written (see `butd diff` for the full correspondence)");
     }
     Ok(ExitCode::from(1))
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name().map_or_else(
-        || path.display().to_string(),
-        |n| n.to_string_lossy().into_owned(),
-    )
 }
 
 fn summary_json(s: &Summary) -> Value {

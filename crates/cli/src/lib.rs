@@ -1,5 +1,14 @@
-//! `butd`: one binary for the whole pipeline. Each subcommand lives in `cmd/<name>.rs` and
+//! `butd`: one command for the whole pipeline. Each subcommand lives in `cmd/<name>.rs` and
 //! only parses arguments and prints; the work is done by the library crates.
+//!
+//! A library too, so that the Python package's `butd` command (crates/python) is this very
+//! command line: `src/main.rs` and the Python console script both call [`run`].
+//!
+//! ```no_run
+//! let code = butd_cli::run(["butd", "inspect", "model.caffemodel"]);
+//! # let _ = code;
+//! ```
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -40,8 +49,22 @@ enum Command {
     Synth(cmd::synth::Args),
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
+/// Parses `args` (the program name first, as `std::env::args_os()` gives it) and runs the
+/// subcommand. Exit status: 0 success, 1 what the subcommand reports as a failure, 2 usage or
+/// start-up errors (clap's own exit for `--help`/`--version` and bad arguments included).
+pub fn run<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    // Not `parse_from`, which exits the process: the Python package runs this in-process.
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
     let result = match cli.command {
         Command::Inspect(a) => cmd::inspect::run(a),
         Command::Convert(a) => cmd::convert::run(a),

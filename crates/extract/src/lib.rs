@@ -1,6 +1,12 @@
 //! `butd-extract`, run as `butd extract`: the reference network on images, one record per
 //! image. A binary of its own because it is the only part of butd that links libtorch, whose
-//! loading costs every process 0.3–0.4 s and 170 MB before `main` runs.
+//! loading costs every process 0.3–0.4 s and 170 MB before `main` runs. A library too
+//! ([`main_with`]), so that the Python package runs it in-process.
+//!
+//! ```no_run
+//! let code = butd_extract::main_with(["butd extract", "--weights", "w.safetensors", "-o", "out", "a.jpg"]);
+//! # let _ = code;
+//! ```
 //!
 //! Built for long runs (docs/extract.md): inputs from folders, lists or COCO JSON; `--shard
 //! i/n`; resume by rerunning the same command (a record is complete or absent; images with a
@@ -18,13 +24,6 @@ mod output;
 mod provenance;
 mod weights_check;
 
-/// The libtorch directory this executable was linked against (its RUNPATH, build.rs), as a
-/// marker `butd extract` finds in the file: when libtorch has moved since, `butd` says so and
-/// what to do instead of the loader's bare "cannot open shared object file".
-#[used]
-static LIBTORCH_MARKER: &[u8] =
-    concat!("BUTD-LIBTORCH-LIB=", env!("BUTD_LIBTORCH_LIB"), "\n").as_bytes();
-
 use std::collections::HashSet;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -38,6 +37,7 @@ use butd_model::detector::{
 use butd_model::precision::Precision;
 use butd_model::record::{write_no_proposals_record, write_record, RecordInfo};
 use butd_model::select::SelectConfig;
+use butd_model::tch::Device;
 use butd_model::throughput::{detect_with_oom_retry, prefetch, Prepared};
 use butd_record::{meta, record_state, RecordState};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -142,8 +142,22 @@ struct Args {
     log_every: u64,
 }
 
-fn main() -> ExitCode {
-    let mut args = <Args as clap::Parser>::parse();
+/// `butd extract ARGS…`: parses `args` (the program name first) and runs. The `butd-extract`
+/// binary and the Python package's `butd extract` (crates/python, in-process: that module links
+/// libtorch already) both call this.
+pub fn main_with<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    // Not `parse_from`, which exits the process (the Python interpreter's, in the package).
+    let mut args = match <Args as clap::Parser>::try_parse_from(args) {
+        Ok(args) => args,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(e.exit_code().clamp(0, 255) as u8);
+        }
+    };
     // With --format, --out is the downstream file and the records go beside it.
     let export = args.format.map(|format| (format, args.out.clone()));
     if let Some((_, file)) = &export {
@@ -167,18 +181,29 @@ fn select_config(args: &Args) -> anyhow::Result<SelectConfig> {
     if let Some(preset) = args.preset {
         return Ok(preset.select());
     }
-    if let Some(n) = args.fixed.filter(|n| !(1..=300).contains(n)) {
+    selection(args.fixed, args.min_boxes, args.max_boxes, args.conf_thresh)
+}
+
+/// generate_tsv's selection from the command line's options: `fixed` boxes (LXMERT's 36), or
+/// between `min_boxes` and `max_boxes` above `conf_thresh`. Shared with the Python package.
+pub fn selection(
+    fixed: Option<usize>,
+    min_boxes: usize,
+    max_boxes: usize,
+    conf_thresh: f64,
+) -> anyhow::Result<SelectConfig> {
+    if let Some(n) = fixed.filter(|n| !(1..=300).contains(n)) {
         bail!("--fixed {n}: expected 1 to 300 (the proposal layer keeps at most 300 rois)");
     }
-    let select = match args.fixed {
+    let select = match fixed {
         Some(n) => SelectConfig {
-            conf_thresh: args.conf_thresh,
+            conf_thresh,
             ..SelectConfig::fixed(n)
         },
         None => SelectConfig {
-            conf_thresh: args.conf_thresh,
-            min_boxes: args.min_boxes,
-            max_boxes: args.max_boxes,
+            conf_thresh,
+            min_boxes,
+            max_boxes,
             ..SelectConfig::default()
         },
     };
@@ -194,6 +219,29 @@ fn select_config(args: &Args) -> anyhow::Result<SelectConfig> {
 
 fn parse_precision(s: &str) -> Result<Precision, String> {
     s.parse()
+}
+
+/// What the records of a run say about their making (the image's name and sha256 are added
+/// per image).
+fn info_of(device: Device, provenance: &Provenance) -> RecordInfo {
+    RecordInfo {
+        image_name: String::new(),
+        device: device_name(device),
+        weights_sha256: Some(provenance.weights_sha256().to_string()),
+        extra: provenance.entries().collect(),
+    }
+}
+
+/// [`info_of`] a run with these settings: the Python package's records carry the command's
+/// provenance.
+pub fn record_info(
+    device: Device,
+    weights: &Path,
+    select: &SelectConfig,
+    precision: Precision,
+) -> anyhow::Result<RecordInfo> {
+    let provenance = Provenance::of_run(weights, select, precision.record_value())?;
+    Ok(info_of(device, &provenance))
 }
 
 /// Images decoded and preprocessed ahead of the device: one waiting while one is made keeps
@@ -504,12 +552,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         // After the load, which sets the default (all cores).
         butd_model::tch::set_num_threads(n.max(1) as i32);
     }
-    let info = RecordInfo {
-        image_name: String::new(),
-        device: device_name(device),
-        weights_sha256: Some(provenance.weights_sha256().to_string()),
-        extra: provenance.entries().collect(),
-    };
+    let info = info_of(device, &provenance);
 
     let mut progress = Progress::new(plan.todo.len() as u64, Duration::from_secs(args.log_every));
     let mut failed_now = 0usize;
