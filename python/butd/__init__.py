@@ -48,7 +48,9 @@ _ARRAYS = ("boxes", "features", "objects_id", "objects_conf", "attrs_id", "attrs
 class Features:
     """One image's regions: K boxes (x1, y1, x2, y2 in image pixels), their 2048-d features,
     object / attribute ids (0-based over the 1600 / 400 Visual Genome classes) and
-    confidences, generate_tsv's ``keep`` (roi indices) and ``max_conf`` (per roi)."""
+    confidences, generate_tsv's ``keep`` (roi indices) and ``max_conf`` (per roi); ``objects``
+    and ``attributes``: the ids as words (Visual Genome's object names; attributes read
+    ``attr#i``, no attribute vocabulary ships)."""
 
     boxes: np.ndarray
     features: np.ndarray
@@ -62,6 +64,8 @@ class Features:
     image_w: int
     im_scale: float
     num_rois: int
+    objects: list = field(default_factory=list)
+    attributes: list = field(default_factory=list)
     path: Optional[str] = None
     extra: dict = field(default_factory=dict)
 

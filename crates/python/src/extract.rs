@@ -183,6 +183,9 @@ fn detection_dict(py: Python<'_>, det: Detection) -> PyResult<Bound<'_, PyDict>>
         let dim = if k == 0 { 0 } else { det.features.len() / k };
         let boxes: Vec<f32> = det.boxes.iter().flatten().copied().collect();
         let keep: Vec<i64> = det.selection.keep.iter().map(|&i| i as i64).collect();
+        let vocab = butd_vocab::Vocab::builtin();
+        let objects: Vec<String> = det.objects_id.iter().map(|&i| vocab.object(i)).collect();
+        let attributes: Vec<String> = det.attrs_id.iter().map(|&i| vocab.attribute(i)).collect();
         let d = PyDict::new(py);
         d.set_item("boxes", PyArray1::from_vec(py, boxes).reshape([k, 4])?)?;
         // Moved, not copied: the array owns the detector's Vec; reshape makes a view.
@@ -193,6 +196,9 @@ fn detection_dict(py: Python<'_>, det: Detection) -> PyResult<Bound<'_, PyDict>>
         d.set_item("attrs_conf", PyArray1::from_vec(py, det.attrs_conf))?;
         d.set_item("keep", PyArray1::from_vec(py, keep))?;
         d.set_item("max_conf", PyArray1::from_vec(py, det.selection.max_conf))?;
+        // Words for the ids (butd-vocab: `object#i` / `attr#i` where the vocabulary has none).
+        d.set_item("objects", objects)?;
+        d.set_item("attributes", attributes)?;
         d.set_item("image_h", det.input.orig_h)?;
         d.set_item("image_w", det.input.orig_w)?;
         d.set_item("im_scale", det.input.im_scale)?;

@@ -15,7 +15,7 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 
 fn format(name: Option<&str>) -> anyhow::Result<Option<Format>> {
     name.map(|n| {
-        Format::from_name(n).ok_or_else(|| {
+        Format::ALL.into_iter().find(|f| f.name() == n).ok_or_else(|| {
             let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
             anyhow!("format {n:?}: expected one of {}", names.join(", "))
         })
