@@ -50,6 +50,14 @@ bench-host:
 bench-resize:
     bash scripts/bench.sh resize
 
+# Exact vs --precision bf16 on the golden images: speed-up and parity with Caffe, one process
+bench-precision:
+    bash scripts/bench-precision.sh
+
+# The prepared GPU check; `--device cpu` is its dry run here (docs/model.md, "Fast modes")
+gpu-check device="cuda":
+    bash scripts/gpu-check.sh --device {{device}}
+
 # Write the synthetic BUTD caffemodel of golden/SYNTHETIC.md to FILE
 synth file="synthetic.caffemodel":
     cargo run -q --release -p butd -- synth -o {{file}}

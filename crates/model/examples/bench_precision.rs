@@ -3,6 +3,7 @@
 //! ```text
 //! cargo run --release -p butd-model --example bench_precision -- \
 //!     [--modes exact,bf16] [--device cpu|cuda[:N]] [--quick] [--weights W.safetensors] \
+//!     [--golden DIR] \
 //!     [--throughput 600x1000 --throughput-images 10]
 //! ```
 //! (`scripts/bench-precision.sh`, `just bench-precision`.)
@@ -26,7 +27,7 @@ use std::time::Instant;
 use butd_model::detector::{device_name, parse_device, DetectError, DetectOptions, Detector};
 use butd_model::precision::{Precision, PRECISION_KEY};
 use butd_model::record::{write_no_proposals_record, write_record, RecordInfo};
-use butd_model::throughput::{cuda_memory, detect_with_oom_retry};
+use butd_model::throughput::{cuda_memory, detect_with_oom_retry, prefetch};
 use butd_preprocess::{net_input, ImageBgr};
 use butd_verify::regions::match_boxes;
 use butd_verify::{compare_dirs_with, Record, RegionSet, Thresholds};
@@ -37,6 +38,7 @@ struct Args {
     device: Device,
     quick: bool,
     weights: Option<PathBuf>,
+    golden: PathBuf,
     throughput: Option<(usize, usize)>,
     throughput_images: usize,
 }
@@ -47,6 +49,7 @@ fn parse_args() -> anyhow::Result<Args> {
         device: Device::Cpu,
         quick: false,
         weights: None,
+        golden: support::golden_dir(),
         throughput: None,
         throughput_images: 10,
     };
@@ -68,6 +71,7 @@ fn parse_args() -> anyhow::Result<Args> {
             }
             "--quick" => args.quick = true,
             "--weights" => args.weights = Some(value("--weights")?.into()),
+            "--golden" => args.golden = value("--golden")?.into(),
             "--throughput" => {
                 let v = value("--throughput")?;
                 let (h, w) = v
@@ -181,7 +185,7 @@ struct ModeRun {
 fn run_mode(
     detector: &Detector,
     images: &[(String, ImageBgr)],
-    out: &Path,
+    (golden, out): (&Path, &Path),
     min_iou: f64,
 ) -> anyhow::Result<ModeRun> {
     let opts = DetectOptions {
@@ -225,12 +229,14 @@ fn run_mode(
                     .total() as f64;
                 run.images += 1;
                 write_record(&path, &d, &info)?;
-                let golden =
-                    Record::open(&support::golden_dir().join(format!("{stem}.safetensors")))?;
+                let golden = Record::open(&golden.join(format!("{stem}.safetensors")))?;
                 run.parity.add(&golden, &Record::open(&path)?, min_iou);
             }
             Err(e @ DetectError::NoProposals { input, .. }) => {
-                write_no_proposals_record(&path, &input, None, &e.to_string(), &info)?
+                // As `butd extract --dump-activations` writes it: with the blobs before the
+                // proposal layer, which the golden crash record has too.
+                let early = detector.early_activations(image)?;
+                write_no_proposals_record(&path, &input, Some(&early), &e.to_string(), &info)?
             }
             Err(e) => return Err(e.into()),
         }
@@ -238,18 +244,34 @@ fn run_mode(
     Ok(run)
 }
 
-/// img/s on `n` copies of `image` (no activation copies), and the device memory in use after.
-fn throughput(detector: &Detector, image: &ImageBgr, n: usize) -> anyhow::Result<(f64, usize)> {
+/// Throughput on `n` copies of one photo (no activation copies): img/s one image after the
+/// other (preprocessing, then the network), img/s with the preprocessing of the next image on a
+/// [`prefetch`] worker while the device runs, and the rois per image.
+struct Throughput {
+    serial: f64,
+    pipelined: f64,
+    rois: usize,
+}
+
+fn throughput(detector: &Detector, image: &ImageBgr, n: usize) -> anyhow::Result<Throughput> {
     let opts = DetectOptions::default();
-    let input = net_input(image)?;
-    let rois = detect_with_oom_retry(detector, image, &input, &opts)?
-        .rois
-        .len(); // warm-up
+    let rois = detector.detect(image, &opts)?.rois.len(); // warm-up
     let t = Instant::now();
     for _ in 0..n {
-        detect_with_oom_retry(detector, image, &input, &opts)?;
+        detect_with_oom_retry(detector, image, &net_input(image)?, &opts)?;
     }
-    Ok((n as f64 / t.elapsed().as_secs_f64(), rois))
+    let serial = n as f64 / t.elapsed().as_secs_f64();
+    let copies = vec![image.clone(); n];
+    let t = Instant::now();
+    for (image, input) in prefetch(copies, 2, |i: &ImageBgr| net_input(i)) {
+        detect_with_oom_retry(detector, &image, &input?, &opts)?;
+    }
+    let pipelined = n as f64 / t.elapsed().as_secs_f64();
+    Ok(Throughput {
+        serial,
+        pipelined,
+        rois,
+    })
 }
 
 /// `image` resized to `h`×`w` by nearest neighbour (a stand-in photo of that size).
@@ -271,7 +293,7 @@ fn resized(image: &ImageBgr, h: usize, w: usize) -> ImageBgr {
 
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
-    let golden = support::golden_dir();
+    let golden = args.golden.clone();
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(golden.join("index.json"))?)?;
     let mut names: Vec<String> = index["images"]
@@ -318,7 +340,7 @@ fn main() -> anyhow::Result<()> {
         );
         let out = scratch.path().join(mode.name());
         std::fs::create_dir_all(&out)?;
-        let run = run_mode(&detector, &images, &out, min_iou)?;
+        let run = run_mode(&detector, &images, (&golden, &out), min_iou)?;
         let gate = if args.quick {
             "- (--quick)".to_string()
         } else {
@@ -403,17 +425,23 @@ fn main() -> anyhow::Result<()> {
     );
     if let Some((h, w)) = args.throughput {
         println!(
-            "\nthroughput, {h}×{w} input, batch 1, {} images per mode:",
+            "\nthroughput at {h}×{w}, {} copies of a golden photo per mode, batch 1 \
+             (serial: preprocess then network; pipelined: the next image preprocessed on a worker \
+             thread meanwhile):",
             args.throughput_images
         );
         for (mode, _, _, thr, memory) in &rows {
-            let (ips, rois) = thr.unwrap();
+            let t = thr.as_ref().expect("measured with --throughput");
             let mem = memory.map_or(String::new(), |gb| {
-                format!(
-                    ", device memory in use {gb:.2} GB (driver view: allocator reserve + context)"
-                )
+                format!(", device memory in use {gb:.2} GB (driver view: peak allocator reserve + context)")
             });
-            println!("  {:<6} {ips:>7.2} img/s, {rois} rois{mem}", mode.name());
+            println!(
+                "  {:<6} serial {:>7.2} img/s, pipelined {:>7.2} img/s, {} rois{mem}",
+                mode.name(),
+                t.serial,
+                t.pipelined,
+                t.rois
+            );
         }
     }
     println!(

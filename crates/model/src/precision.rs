@@ -18,8 +18,8 @@
 //! global average `pool5_flat` is taken in f32. Everything that decides *which* boxes come out
 //! stays float32 or f64 as in exact mode: the trunk and the RPN (so the proposals, and `rois`,
 //! are exact mode's, bit for bit), the classifier and attribute layers (2.8 GFLOP, 0.15 %),
-//! the proposal layer, NMS and the selection. A bf16 trunk was measured as well (docs/model.md,
-//! "Fast modes"): it moves near-tied RPN scores and so the rois, for little more speed.
+//! the proposal layer, NMS and the selection. A bf16 trunk could win at most its 7 % of the
+//! FLOPs and would move near-tied RPN scores, and so the rois; it was not tried.
 //!
 //! `tf32` lets cuDNN use TF32 for the convolutions (libtorch's default when
 //! `NVIDIA_TF32_OVERRIDE` is not `0`); tch exposes no switch for cuBLAS's TF32 matmuls, so the

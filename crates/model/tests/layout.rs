@@ -15,8 +15,13 @@ fn convert(mapping_text: &str, dir: &std::path::Path, name: &str) -> std::path::
     let plan = butd_mapping::Plan::new(&mapping, &butd_mapping::Inventory::of(&model), &target);
     assert!(plan.problems.is_empty(), "{:?}", plan.problems);
     let out = dir.join(format!("{name}.safetensors"));
-    plan.write_safetensors(&mapping, &model, &out, &butd_mapping::WriteOptions::default())
-        .unwrap();
+    plan.write_safetensors(
+        &mapping,
+        &model,
+        &out,
+        &butd_mapping::WriteOptions::default(),
+    )
+    .unwrap();
     out
 }
 
@@ -24,19 +29,24 @@ fn convert(mapping_text: &str, dir: &std::path::Path, name: &str) -> std::path::
 fn weights_converted_with_caffe_class_order_are_refused_at_load() {
     let builtin = butd_mapping::builtin::mapping("caffe-to-hf-frcnn").unwrap();
     let move_background = "do = [{ move = { dim = 0, from = 0, to = -1 } }]";
-    assert!(builtin.contains(move_background), "the rule this test edits");
+    assert!(
+        builtin.contains(move_background),
+        "the rule this test edits"
+    );
     // The same rule without its move: classes stay in Caffe's order, background first.
     let caffe_order = builtin.replace(move_background, "");
     let dir = tempfile::tempdir().unwrap();
     let weights = convert(&caffe_order, dir.path(), "caffe-class-order.toml");
 
-    let err = Detector::load(&weights, Device::Cpu).err().expect("refused");
+    let err = Detector::load(&weights, Device::Cpu)
+        .err()
+        .expect("refused");
     let message = err.to_string();
     for part in [
-        "caffe-class-order.toml.safetensors",          // the file
-        "mapping `caffe-class-order.toml`",            // what it says it is
-        "butd_mapping_digest = fnv1a64:",              // the metadata found and expected
-        "the built-in mapping `caffe-to-hf-frcnn`",    // what was expected
+        "caffe-class-order.toml.safetensors",       // the file
+        "mapping `caffe-class-order.toml`",         // what it says it is
+        "butd_mapping_digest = fnv1a64:",           // the metadata found and expected
+        "the built-in mapping `caffe-to-hf-frcnn`", // what was expected
     ] {
         assert!(message.contains(part), "{part:?} not in: {message}");
     }
@@ -48,7 +58,10 @@ fn weights_without_mapping_metadata_are_refused_with_a_hint() {
     let path = dir.path().join("bare.safetensors");
     let t = butd_model::tch::Tensor::zeros([2], (butd_model::tch::Kind::Float, Device::Cpu));
     butd_model::tch::Tensor::write_safetensors(&[("x", &t)], &path).unwrap();
-    let message = Detector::load(&path, Device::Cpu).err().expect("refused").to_string();
+    let message = Detector::load(&path, Device::Cpu)
+        .err()
+        .expect("refused")
+        .to_string();
     assert!(
         message.contains("bare.safetensors")
             && message.contains("no butd_mapping")

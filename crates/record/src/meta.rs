@@ -57,7 +57,8 @@ pub const CONF_THRESH: &str = "conf_thresh";
 pub const MIN_BOXES: &str = "min_boxes";
 /// generate_tsv's MAX_BOXES.
 pub const MAX_BOXES: &str = "max_boxes";
-/// `fp32`, `tf32`, … (the arithmetic the network ran in).
+/// `fp32` (`--precision exact`), `bf16`, `tf32`: the arithmetic the network ran in
+/// (`butd_model::precision::Precision::record_value`).
 pub const PRECISION: &str = "precision";
 /// SHA-256 of the image file's bytes (as the golden files' `image_sha256`).
 pub const IMAGE_SHA256: &str = "image_sha256";
