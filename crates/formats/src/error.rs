@@ -32,6 +32,9 @@ pub enum FormatError {
         image_id: String,
         message: String,
     },
+    /// Options that do not go together (an id policy and an id map, [`crate::choose_id_policy`]).
+    #[error("{0}")]
+    Usage(String),
     #[error("{path}: LMDB: {error}")]
     Lmdb { path: PathBuf, error: heed::Error },
 }

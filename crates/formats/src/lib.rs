@@ -19,6 +19,7 @@
 mod error;
 mod fs;
 mod hdf5;
+mod ids;
 mod npy;
 mod record;
 mod tsv;
@@ -26,9 +27,9 @@ mod uniter;
 mod vqa;
 
 pub use error::FormatError;
+pub use ids::{check_image_id, choose_id_policy, int_suffix, IdChoice, IdPolicy};
 pub use npy::{npy_bytes, parse_npy, read_npz, write_npz, NdArray, NpyDtype};
-pub use record::int_suffix;
-pub use record::{check_image_id, IdPolicy, Record, FEATURE_DIM, NUM_ATTRIBUTES, NUM_OBJECTS};
+pub use record::{Record, FEATURE_DIM, NUM_ATTRIBUTES, NUM_OBJECTS};
 pub use tsv::{
     ButdTsv, ButdTsvReader, ButdTsvWriter, LxmertTsv, LxmertTsvReader, LxmertTsvWriter, TsvFile,
     TsvFormat, TsvReader, TsvWriter, BUTD_FIELDS, LXMERT_FIELDS,

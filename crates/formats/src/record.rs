@@ -1,7 +1,6 @@
 //! The canonical record (one safetensors file per image, `butd extract`'s output and the golden
 //! files' layout, `golden/README.md`) reduced to what downstream formats store. Tensor names
 //! and metadata keys are the record contract's (`butd-record`).
-use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 
@@ -10,6 +9,7 @@ use butd_record::tensors as t;
 use safetensors::tensor::{Dtype, SafeTensors, TensorView};
 
 use crate::error::FormatError;
+use crate::ids::{check_image_id, IdPolicy};
 
 /// One image's regions, in the record's row order (descending confidence when the count was
 /// clamped, proposal order otherwise: docs/formats.md §0).
@@ -50,100 +50,6 @@ pub const FEATURE_DIM: usize = 2048;
 pub const NUM_OBJECTS: i64 = 1600;
 /// Visual Genome attributes (0-based ids, "no attribute" excluded).
 pub const NUM_ATTRIBUTES: i64 = 400;
-
-/// An image id as the writers use it: a file name (UNITER npz), a TSV field, a DB key. It must
-/// not be empty, `.` or `..`, start with `.`, hold a path separator or a control character
-/// (a tab or line break splits a TSV row; a separator or `..` would write outside the output).
-pub fn check_image_id(id: &str) -> Result<(), String> {
-    let why = if id.is_empty() {
-        "is empty"
-    } else if id.starts_with('.') {
-        "starts with '.' (`..` or a hidden file name)"
-    } else if id.contains(['/', '\\']) {
-        "holds a path separator"
-    } else if id.chars().any(char::is_control) {
-        "holds a control character (tab, line break, …)"
-    } else {
-        return Ok(());
-    };
-    Err(format!(
-        "image id {id:?} {why}; it cannot name a file or a TSV field"
-    ))
-}
-
-/// How a record's image id is derived from the record's own id: its file name without
-/// `.safetensors`, which is the id `butd extract` chose (`--id-policy`), never the image's
-/// file name (two images `a/1.jpg` and `b/1.jpg` have one file name and two records).
-#[derive(Debug, Clone, PartialEq)]
-pub enum IdPolicy {
-    /// The record id itself, as LXMERT (`img_id`) and UNITER (npz name) use it.
-    Stem,
-    /// The trailing decimal digits of the stem as an integer, as BUTD TSV and the VQA HDF5 index
-    /// need it: `COCO_val2014_000000123456` → `123456`.
-    IntSuffix,
-    /// Looked up by record id in a table (from a JSON object `{record id: image id}`).
-    Map(HashMap<String, String>),
-}
-
-impl IdPolicy {
-    /// Reads a JSON object mapping stems to ids (strings or integers).
-    pub fn load_map(path: &Path) -> Result<IdPolicy, FormatError> {
-        let text = std::fs::read_to_string(path).map_err(FormatError::io(path))?;
-        let bad = |message: String| FormatError::Record {
-            path: path.to_path_buf(),
-            message,
-        };
-        let value: serde_json::Value =
-            serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
-        let object = value
-            .as_object()
-            .ok_or_else(|| bad("expected a JSON object {\"<image stem>\": <id>, …}".into()))?;
-        let mut map = HashMap::with_capacity(object.len());
-        for (stem, id) in object {
-            let id = match id {
-                serde_json::Value::String(s) => s.clone(),
-                serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => n.to_string(),
-                other => {
-                    return Err(bad(format!(
-                        "id of {stem:?} must be a string or an integer, not {other}"
-                    )))
-                }
-            };
-            check_image_id(&id).map_err(|e| bad(format!("the value of {stem:?}: {e}")))?;
-            map.insert(stem.clone(), id);
-        }
-        Ok(IdPolicy::Map(map))
-    }
-
-    /// The image id for `stem`, or why there is none.
-    pub fn image_id(&self, stem: &str) -> Result<String, String> {
-        match self {
-            IdPolicy::Stem => Ok(stem.to_string()),
-            IdPolicy::IntSuffix => int_suffix(stem).ok_or_else(|| {
-                format!("image stem {stem:?} does not end in decimal digits (id policy int-suffix)")
-            }),
-            IdPolicy::Map(map) => map
-                .get(stem)
-                .cloned()
-                .ok_or_else(|| format!("image stem {stem:?} is not in the id map")),
-        }
-    }
-}
-
-/// The trailing ASCII digits of `stem` without leading zeros (COCO's zero-padded file names
-/// carry the numeric id `int(...)` gives), or `None` when `stem` has no trailing digit.
-pub fn int_suffix(stem: &str) -> Option<String> {
-    let digits = stem.len() - stem.trim_end_matches(|c: char| c.is_ascii_digit()).len();
-    if digits == 0 {
-        return None;
-    }
-    let suffix = stem[stem.len() - digits..].trim_start_matches('0');
-    Some(if suffix.is_empty() {
-        "0".to_string()
-    } else {
-        suffix.to_string()
-    })
-}
 
 /// A tensor's values after checking its dtype and shape (`None` in `shape` = any length).
 fn values<T>(
@@ -398,42 +304,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn int_suffix_drops_the_zero_padding() {
-        assert_eq!(
-            int_suffix("COCO_val2014_000000123456").as_deref(),
-            Some("123456")
-        );
-        assert_eq!(int_suffix("2345").as_deref(), Some("2345"));
-        assert_eq!(int_suffix("img_000").as_deref(), Some("0"));
-        assert_eq!(int_suffix("coffee"), None);
-    }
-
-    #[test]
-    fn policies_name_what_they_could_not_map() {
-        assert_eq!(IdPolicy::Stem.image_id("coffee").unwrap(), "coffee");
-        assert!(IdPolicy::IntSuffix
-            .image_id("coffee")
-            .unwrap_err()
-            .contains("coffee"));
-        let map = IdPolicy::Map([("coffee".to_string(), "42".to_string())].into());
-        assert_eq!(map.image_id("coffee").unwrap(), "42");
-        assert!(map.image_id("tea").unwrap_err().contains("tea"));
-    }
-
-    #[test]
     fn the_id_is_the_record_file_name_not_the_image_name() {
         assert_eq!(Record::record_id(Path::new("d/a_1.safetensors")), "a_1");
-    }
-
-    #[test]
-    fn ids_that_could_leave_the_output_or_split_a_row_are_refused() {
-        for bad in [
-            "", ".", "..", "../x", "a/b", "a\\b", "a\tb", "a\nb", "a\rb", ".hidden",
-        ] {
-            assert!(check_image_id(bad).is_err(), "{bad:?}");
-        }
-        for good in ["42", "COCO_val2014_000000000042", "a b", "x..y"] {
-            assert!(check_image_id(good).is_ok(), "{good:?}");
-        }
     }
 }

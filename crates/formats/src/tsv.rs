@@ -309,7 +309,7 @@ impl<F: TsvFormat, W: Write> TsvWriter<F, W> {
     }
 
     pub fn write(&mut self, r: &Record) -> Result<(), FormatError> {
-        crate::record::check_image_id(&r.image_id).map_err(|e| self.out.unsupported(r, e))?;
+        crate::ids::check_image_id(&r.image_id).map_err(|e| self.out.unsupported(r, e))?;
         F::write_row(&mut self.out, r)
     }
 

@@ -58,10 +58,9 @@ impl UniterEntry {
             let soft: Vec<f16> = soft.iter().map(|&v| f16::from_f32(v)).collect();
             arrays.push(("soft_labels".to_string(), NdArray::f16(&soft, &[k, c])));
         }
-        crate::record::check_image_id(&r.image_id)?;
+        crate::ids::check_image_id(&r.image_id)?;
         let name = format!("{prefix}{}.npz", r.image_id);
-        crate::record::check_image_id(&name)
-            .map_err(|e| format!("--name-prefix {prefix:?}: {e}"))?;
+        crate::ids::check_image_id(&name).map_err(|e| format!("--name-prefix {prefix:?}: {e}"))?;
         Ok(UniterEntry { name, arrays })
     }
 
@@ -236,7 +235,7 @@ fn npz_bytes(entry: &UniterEntry, compressed: bool) -> Vec<u8> {
 /// Writes `dir/<entry.name>` (a temporary file renamed into place).
 pub fn write_uniter_npz(dir: &Path, entry: &UniterEntry) -> Result<PathBuf, FormatError> {
     // The name is a plain file name, so the file lands in `dir` and nowhere else.
-    crate::record::check_image_id(&entry.name).map_err(|message| FormatError::Unsupported {
+    crate::ids::check_image_id(&entry.name).map_err(|message| FormatError::Unsupported {
         path: dir.to_path_buf(),
         image_id: entry.name.clone(),
         message,
@@ -453,7 +452,7 @@ impl UniterLmdbWriter {
             image_id: entry.name.clone(),
             message,
         };
-        crate::record::check_image_id(&entry.name).map_err(unsupported)?;
+        crate::ids::check_image_id(&entry.name).map_err(unsupported)?;
         if entry.name == "__keys__" || !self.names.insert(entry.name.clone()) {
             return Err(unsupported(format!(
                 "key {} is already in the DB",

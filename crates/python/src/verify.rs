@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Context};
-use butd_verify::{load_id_map, verify as run_verify, Format, Options, Sample, SourceSpec, Thresholds};
+use butd_formats::IdPolicy;
+use butd_verify::{verify as run_verify, Format, Options, Sample, SourceSpec, Thresholds};
 use pyo3::prelude::*;
 
 use crate::guard;
@@ -70,7 +71,7 @@ fn verify(
         let opts = Options {
             threads: jobs
                 .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())),
-            ids: id_map.as_deref().map(load_id_map).transpose()?,
+            ids: id_map.as_deref().map(IdPolicy::load_map).transpose()?,
             sample: sample.map(|n| Sample { n, seed }),
             detail,
             common_only,

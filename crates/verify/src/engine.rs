@@ -773,8 +773,12 @@ pub fn verify(
         .collect();
     let layers = layer_summaries(col.layers, &names, th);
     let images: Vec<ImageReport> = images.into_iter().map(|(_, img)| img).collect();
-    let findings: Vec<Finding> = [tally.missing.clone(), tally.extra.clone(), tally.other.clone()]
-        .concat();
+    let findings: Vec<Finding> = [
+        tally.missing.clone(),
+        tally.extra.clone(),
+        tally.other.clone(),
+    ]
+    .concat();
     let breaches = gate_breaches(&findings, &images, col.final_counts, &tally, th);
     let mut summary = summarize(&tally, &images, &findings, breaches);
     summary.seconds = start.elapsed().as_secs_f64();
@@ -823,10 +827,11 @@ fn compare_all<'m>(
         let Ok(w) = next else { break };
         let (seq, key) = (w.seq, w.key.clone());
         // A bug must not hang the producer on a full queue: it fails this image instead.
-        let report = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            compare_work(w, gm, cm, th)
-        }))
-        .unwrap_or_else(|_| unreadable(&key, ["internal error: the comparison panicked".into()]));
+        let report =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| compare_work(w, gm, cm, th)))
+                .unwrap_or_else(|_| {
+                    unreadable(&key, ["internal error: the comparison panicked".into()])
+                });
         let mut col = shared.collected.lock().unwrap_or_else(|e| e.into_inner());
         col.add(seq, report, th);
         if let Some(progress) = shared.progress {

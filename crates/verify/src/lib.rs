@@ -49,7 +49,7 @@ pub use report::{
     SourceInfo, Sources, Status, Summary, TensorInfo, TensorReport, UnmatchedRegion, SCHEMA,
 };
 pub use safetensors::Dtype;
-pub use source::{detect_format, load_id_map, SourceSpec};
+pub use source::{detect_format, SourceSpec};
 pub use stats::{Accumulator, Stats};
 pub use tensor::{dtype_name, Record, Tensor};
 pub use thresholds::{Labels, Matching, Required, SetRules, Thresholds, Ties};

@@ -48,56 +48,6 @@ impl SourceSpec {
     }
 }
 
-/// An id map from JSON: an object `{"<image stem>": id, …}`, or COCO-style annotations
-/// `{"images": [{"id": 42, "file_name": "COCO_val2014_000000000042.jpg"}, …]}` (the file name's
-/// stem maps to the id). Ids may be strings or integers.
-pub fn load_id_map(path: &Path) -> Result<IdPolicy, VerifyError> {
-    let text = std::fs::read_to_string(path).map_err(|e| VerifyError::io(path, e))?;
-    let bad = |m: String| source_error(path, m);
-    let value: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| bad(format!("not JSON: {e}")))?;
-    let id_text = |id: &serde_json::Value, what: &str| match id {
-        serde_json::Value::String(s) => Ok(s.clone()),
-        serde_json::Value::Number(n) if n.is_u64() || n.is_i64() => Ok(n.to_string()),
-        other => Err(bad(format!(
-            "id of {what} must be a string or an integer, not {other}"
-        ))),
-    };
-    let mut map = HashMap::new();
-    match &value {
-        serde_json::Value::Object(o) if o.get("images").is_some_and(|v| v.is_array()) => {
-            let images = o["images"].as_array().map_or(&[][..], |v| &v[..]);
-            for (i, image) in images.iter().enumerate() {
-                let (Some(name), Some(id)) = (
-                    image.get("file_name").and_then(|n| n.as_str()),
-                    image.get("id"),
-                ) else {
-                    return Err(bad(format!(
-                        "images[{i}]: expected \"file_name\" (string) and \"id\""
-                    )));
-                };
-                let stem = Path::new(name)
-                    .file_stem()
-                    .map_or(name.to_string(), |s| s.to_string_lossy().into_owned());
-                map.insert(stem, id_text(id, name)?);
-            }
-        }
-        serde_json::Value::Object(o) => {
-            for (stem, id) in o {
-                map.insert(stem.clone(), id_text(id, stem)?);
-            }
-        }
-        _ => {
-            return Err(bad(
-                "expected a JSON object {\"<image stem>\": <id>, …} or COCO-style \
-                 {\"images\": [{\"id\", \"file_name\"}, …]}"
-                    .into(),
-            ))
-        }
-    }
-    Ok(IdPolicy::Map(map))
-}
-
 /// The HDF5 superblock signature.
 const HDF5_MAGIC: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
 /// Longest first line read to tell the TSVs apart (a 100-box row is about 1.1 MB).
@@ -661,36 +611,6 @@ mod tests {
         assert_eq!(buf, b"42\tcd");
         assert_eq!(t.next_line(&mut buf).unwrap(), None);
         assert_eq!(t.read_at(8).unwrap(), b"42\tcd");
-    }
-
-    #[test]
-    fn id_maps_read_objects_and_coco_annotations() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("ids.json");
-        std::fs::write(
-            &p,
-            r#"{"images": [{"id": 42, "file_name": "val/COCO_val2014_000000000042.jpg"},
-                            {"id": "7", "file_name": "coffee.jpg"}], "annotations": []}"#,
-        )
-        .unwrap();
-        let IdPolicy::Map(m) = load_id_map(&p).unwrap() else {
-            panic!("a map")
-        };
-        assert_eq!(m["COCO_val2014_000000000042"], "42");
-        assert_eq!(m["coffee"], "7");
-        std::fs::write(&p, r#"{"coffee": 3, "tea": "t"}"#).unwrap();
-        let IdPolicy::Map(m) = load_id_map(&p).unwrap() else {
-            panic!("a map")
-        };
-        assert_eq!((m["coffee"].as_str(), m["tea"].as_str()), ("3", "t"));
-        std::fs::write(&p, r#"{"coffee": 1.5}"#).unwrap();
-        let e = load_id_map(&p).unwrap_err().to_string();
-        assert!(e.contains("ids.json") && e.contains("coffee"), "{e}");
-        std::fs::write(&p, r#"{"images": [{"id": 1}]}"#).unwrap();
-        assert!(load_id_map(&p)
-            .unwrap_err()
-            .to_string()
-            .contains("images[0]"));
     }
 
     #[test]

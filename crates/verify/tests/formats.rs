@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use butd_formats as bf;
 use butd_verify::{
-    load_id_map, verify, Format, IdPolicy, Options, Record, RegionSet, Report, Sample, SourceSpec,
-    Status, Thresholds,
+    verify, Format, IdPolicy, Options, Record, RegionSet, Report, Sample, SourceSpec, Status,
+    Thresholds,
 };
 use common::*;
 
@@ -57,7 +57,7 @@ fn coco_ids(out: &Path) -> PathBuf {
 fn ids_for(format: Format, out: &Path) -> Option<IdPolicy> {
     format
         .integer_ids()
-        .then(|| load_id_map(&coco_ids(out)).unwrap())
+        .then(|| IdPolicy::load_map(&coco_ids(out)).unwrap())
 }
 
 fn write_tsv<F: bf::TsvFormat>(path: &Path, rs: &[bf::Record]) -> PathBuf {
@@ -438,7 +438,7 @@ fn a_sample_is_reproducible_and_says_so() {
 #[test]
 fn width_and_height_swapped_is_an_image_size_mismatch() {
     let tmp = tempfile::tempdir().unwrap();
-    let policy = load_id_map(&coco_ids(tmp.path())).unwrap();
+    let policy = IdPolicy::load_map(&coco_ids(tmp.path())).unwrap();
     let path = tmp.path().join("swapped.tsv");
     let mut rs = format_records(&golden_dir(), &policy);
     for r in &mut rs {

@@ -19,6 +19,8 @@ use butd_formats::{
 use butd_record::{meta, record_state, RecordState};
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::ids::IdArgs;
+
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Format {
     /// bottom-up-attention generate_tsv.py: image_id, image_w, image_h, num_boxes, boxes, features
@@ -31,18 +33,6 @@ enum Format {
     UniterLmdb,
     /// bottom-up-attention-vqa / ban-vqa HDF5 file OUT and OUT's <stem>_imgid2idx.pkl
     VqaHdf5,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum IdPolicyArg {
-    /// int-suffix for butd-tsv and vqa-hdf5 (integer ids), stem otherwise; map with --id-map
-    Auto,
-    /// The record's id (LXMERT img_id, UNITER names)
-    Stem,
-    /// Trailing digits of the stem: COCO_val2014_000000123456 → 123456
-    IntSuffix,
-    /// Looked up in --id-map
-    Map,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -64,12 +54,8 @@ pub struct Args {
     /// directory that receives <db_name>/ and the nbb file)
     #[arg(short, long, value_name = "PATH")]
     output: PathBuf,
-    /// How image ids are derived from the records' ids (their file names)
-    #[arg(long, value_enum, default_value = "auto")]
-    id_policy: IdPolicyArg,
-    /// JSON object {"<record id>": <image id>} for --id-policy map (implies it under auto)
-    #[arg(long, value_name = "JSON")]
-    id_map: Option<PathBuf>,
+    #[command(flatten)]
+    ids: IdArgs,
     /// TSV: append rows to OUT (generate_tsv.py's 'ab') instead of replacing it atomically;
     /// ids already in OUT are skipped, and a failed run leaves OUT as it was
     #[arg(long)]
@@ -233,15 +219,11 @@ fn record_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 fn id_policy(args: &Args) -> anyhow::Result<IdPolicy> {
     let needs_int = matches!(args.format, Format::ButdTsv | Format::VqaHdf5);
-    Ok(match (args.id_policy, &args.id_map) {
-        (IdPolicyArg::Map | IdPolicyArg::Auto, Some(map)) => IdPolicy::load_map(map)?,
-        (IdPolicyArg::Map, None) => bail!("--id-policy map needs --id-map FILE"),
-        (_, Some(_)) => bail!("--id-map is only used with --id-policy map (or auto)"),
-        (IdPolicyArg::Stem, None) => IdPolicy::Stem,
-        (IdPolicyArg::IntSuffix, None) => IdPolicy::IntSuffix,
-        (IdPolicyArg::Auto, None) if needs_int => IdPolicy::IntSuffix,
-        (IdPolicyArg::Auto, None) => IdPolicy::Stem,
-    })
+    Ok(args.ids.policy()?.unwrap_or(if needs_int {
+        IdPolicy::IntSuffix
+    } else {
+        IdPolicy::Stem
+    }))
 }
 
 /// The formats whose consumers assume one box selection (LXMERT's obj36 TSV, the fixed VQA

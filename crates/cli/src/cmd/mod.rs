@@ -2,6 +2,7 @@ pub mod convert;
 pub mod diff;
 pub mod export;
 pub mod extract;
+pub mod ids;
 pub mod inspect;
 pub mod merge;
 pub mod show;

@@ -7,23 +7,11 @@ use std::time::Instant;
 
 use anyhow::{bail, Context};
 use butd_verify::scores::{compare_winoground, read_winoground_jsonl};
-use butd_verify::{
-    load_id_map, verify, Format, IdPolicy, Options, Progress, Sample, SourceSpec, Thresholds,
-};
+use butd_verify::{verify, Format, Options, Progress, Sample, SourceSpec, Thresholds};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use indicatif::{ProgressBar, ProgressStyle};
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum IdPolicyArg {
-    /// Trailing digits of the stem when the other side has integer ids (BUTD TSV, VQA HDF5), the stem otherwise; map with --id-map
-    Auto,
-    /// The image file stem (records, LXMERT img_id, UNITER names)
-    Stem,
-    /// Trailing digits of the stem: COCO_val2014_000000123456 → 123456
-    IntSuffix,
-    /// Looked up in --id-map
-    Map,
-}
+use super::ids::IdArgs;
 
 #[derive(clap::Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -43,14 +31,8 @@ pub struct Args {
     /// Format of --candidate, instead of detecting it
     #[arg(long, value_enum)]
     candidate_format: Option<Format>,
-    /// How image file stems (records, LXMERT img_id, UNITER names) become the ids images are
-    /// paired by
-    #[arg(long, value_enum, default_value = "auto")]
-    id_policy: IdPolicyArg,
-    /// JSON {"<image stem>": id} or COCO-style annotations {"images": [{"id", "file_name"}]}
-    /// for --id-policy map (implies it under auto)
-    #[arg(long, value_name = "JSON")]
-    id_map: Option<PathBuf>,
+    #[command(flatten)]
+    ids: IdArgs,
     /// UNITER: prefix of the entry names (generate_npz.py writes e.g. nlvr2_), taken off the ids
     #[arg(long, value_name = "PREFIX", default_value = "")]
     name_prefix: String,
@@ -150,14 +132,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let jobs = args
         .jobs
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let ids = match (args.id_policy, &args.id_map) {
-        (IdPolicyArg::Map | IdPolicyArg::Auto, Some(map)) => Some(load_id_map(map)?),
-        (IdPolicyArg::Map, None) => bail!("--id-policy map needs --id-map FILE"),
-        (_, Some(_)) => bail!("--id-map is only used with --id-policy map (or auto)"),
-        (IdPolicyArg::Stem, None) => Some(IdPolicy::Stem),
-        (IdPolicyArg::IntSuffix, None) => Some(IdPolicy::IntSuffix),
-        (IdPolicyArg::Auto, None) => None,
-    };
+    let ids = args.ids.policy()?;
     let spec = |path: &Path, format: Option<Format>, label_base: i64| SourceSpec {
         path: path.to_path_buf(),
         format,
