@@ -32,12 +32,6 @@ pub enum VerifyError {
     NotADirectory { path: PathBuf },
     #[error("{path}: {message}")]
     Thresholds { path: PathBuf, message: String },
-    #[error("{path} line {line}: {message}")]
-    Scores {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
     /// An input that is not a readable source of the kind asked for (format detection, an
     /// LMDB split directory with several DBs, …).
     #[error("{path}: {message}")]

@@ -12,27 +12,22 @@
 //! [`verify`] generalises this to the feature files downstream models read (BUTD TSV, LXMERT
 //! TSV, UNITER img_db / npz, VQA HDF5, [`canonical`]), paired with records or with each other by
 //! image id; large TSVs are streamed.
-//!
-//! [`scores`] is the downstream accuracy check: Winoground scores of two feature sets and an
-//! exact McNemar test.
 pub mod boxes;
 pub mod canonical;
 mod compare;
 mod engine;
 mod error;
 mod gate;
-mod html;
 pub mod hungarian;
 mod names;
 pub mod regions;
+mod render;
 mod report;
 pub mod resolution;
 pub mod rpn;
-pub mod scores;
 mod source;
 mod stats;
 mod tensor;
-mod text;
 mod thresholds;
 pub mod ties;
 

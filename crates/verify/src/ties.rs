@@ -241,7 +241,8 @@ pub fn split_distinct_proposals(ev: &Evidence, gb: &[Box4], cb: &[Box4], m: &mut
     }
 }
 
-/// Explains differences between golden and candidate rois (boxes in network pixels).
+/// Explains differences between golden and candidate rois (boxes in network pixels): first the
+/// roots (near-tied decisions of the golden run), then what they set off.
 pub fn explain_rois(
     ev: &Evidence,
     gb: &[Box4],
@@ -249,126 +250,36 @@ pub fn explain_rois(
     m: &Matching,
     inversions: &[(usize, usize)],
 ) -> Verdict {
-    let ug = &m.unmatched_golden;
-    let uc = &m.unmatched_candidate;
-    let mut golden: Vec<Option<String>> = vec![None; ug.len()];
-    let mut candidate: Vec<Option<String>> = vec![None; uc.len()];
-    let score_g = |i: usize| ev.golden_roi_score(i);
-    let candidate_scores: Vec<Option<f64>> =
-        uc.iter().map(|&ci| ev.rpn_score(&cb[ci], true)).collect();
-
-    // Roots (a): the RPN NMS chose differently between two overlapping, near-tied proposals.
-    for (a, &gi) in ug.iter().enumerate() {
-        for (b, &ci) in uc.iter().enumerate() {
-            let iou = iou_plus1(&gb[gi], &cb[ci]);
-            if iou < RPN_NMS_THRESH {
-                continue;
-            }
-            if let (Some(sg), Some(sc)) = (score_g(gi), candidate_scores[b]) {
-                if ev.tie(sg, sc) {
-                    let cause = format!(
-                        "rpn_nms: golden roi #{gi} and candidate roi #{ci} overlap (IoU {iou:.3}) \
-                         with near-tied RPN scores {sg:.9} / {sc:.9}; each run kept the other"
-                    );
-                    golden[a].get_or_insert_with(|| cause.clone());
-                    candidate[b].get_or_insert(cause);
-                }
-            }
-        }
-    }
-    // Roots (b), (c): the min-size filter or the top-6000 cut was a near-tie for this box.
-    let edge = |b: &Box4, score: Option<f64>| -> Option<String> {
-        let rpn = ev.golden_rpn().or(ev.candidate_rpn())?;
-        let side = (b[2] - b[0] + 1.0).min(b[3] - b[1] + 1.0);
-        if (side - rpn.min_size).abs() <= ANCHOR_MATCH_TOL_PX {
-            let verb = if passes_min_size(b, rpn.min_size) {
-                "passes"
-            } else {
-                "fails"
-            };
-            return Some(format!(
-                "min_size: side {side:.4} px is within {ANCHOR_MATCH_TOL_PX} px of the \
-                 RPN_MIN_SIZE threshold {:.4} ({verb} here)",
-                rpn.min_size
-            ));
-        }
-        let (s, cut) = (score?, rpn.pre_nms_cut?);
-        ev.tie(s, cut).then(|| {
-            format!("pre_nms_top_n: RPN score {s:.9} near-tied with the top-6000 cut {cut:.9}")
-        })
+    let mut v = Verdict {
+        golden: vec![None; m.unmatched_golden.len()],
+        candidate: vec![None; m.unmatched_candidate.len()],
+        inversions: Vec::new(),
     };
-    for (a, &gi) in ug.iter().enumerate() {
-        if golden[a].is_none() {
-            golden[a] = edge(&gb[gi], score_g(gi));
+    let candidate_scores: Vec<Option<f64>> = m
+        .unmatched_candidate
+        .iter()
+        .map(|&ci| ev.rpn_score(&cb[ci], true))
+        .collect();
+    rpn_nms_roots(ev, gb, cb, m, &candidate_scores, &mut v);
+    for (a, &gi) in m.unmatched_golden.iter().enumerate() {
+        if v.golden[a].is_none() {
+            v.golden[a] = rpn_edge_root(ev, &gb[gi], ev.golden_roi_score(gi));
         }
     }
-    for (b, &ci) in uc.iter().enumerate() {
-        if candidate[b].is_none() {
-            candidate[b] = edge(&cb[ci], candidate_scores[b]);
+    for (b, &ci) in m.unmatched_candidate.iter().enumerate() {
+        if v.candidate[b].is_none() {
+            v.candidate[b] = rpn_edge_root(ev, &cb[ci], candidate_scores[b]);
         }
     }
-    // Cascades: a differing proposal changes what it suppresses; the top-300 cut then moves.
-    let rooted = golden.iter().chain(&candidate).any(Option::is_some);
-    if rooted {
-        loop {
-            let mut changed = false;
-            let explained: Vec<(Box4, String)> = ug
-                .iter()
-                .zip(&golden)
-                .filter_map(|(&gi, c)| c.as_ref().map(|_| (gb[gi], format!("golden roi #{gi}"))))
-                .chain(uc.iter().zip(&candidate).filter_map(|(&ci, c)| {
-                    c.as_ref().map(|_| (cb[ci], format!("candidate roi #{ci}")))
-                }))
-                .collect();
-            let mut cascade = |b: &Box4, slot: &mut Option<String>| {
-                if slot.is_some() {
-                    return;
-                }
-                if let Some((_, who)) = explained
-                    .iter()
-                    .find(|(o, _)| o != b && iou_plus1(b, o) >= RPN_NMS_THRESH)
-                {
-                    *slot = Some(format!(
-                        "rpn_nms_cascade: overlaps the tie-explained {who} (IoU ≥ {RPN_NMS_THRESH}), \
-                         so its suppression changed"
-                    ));
-                    changed = true;
-                }
-            };
-            for (a, &gi) in ug.iter().enumerate() {
-                cascade(&gb[gi], &mut golden[a]);
-            }
-            for (b, &ci) in uc.iter().enumerate() {
-                cascade(&cb[ci], &mut candidate[b]);
-            }
-            if !changed {
-                break;
-            }
-        }
-        let tail = |idx: usize, count: usize, unmatched: usize| {
-            (count >= POST_NMS_TOP_N && idx + unmatched >= count).then(|| {
-                format!(
-                    "post_nms_top_n: among the last {unmatched} of {count} rois, displaced \
-                     through the top-{POST_NMS_TOP_N} cut by the tie-explained divergence"
-                )
-            })
-        };
-        for (a, &gi) in ug.iter().enumerate() {
-            if golden[a].is_none() {
-                golden[a] = tail(gi, gb.len(), ug.len());
-            }
-        }
-        for (b, &ci) in uc.iter().enumerate() {
-            if candidate[b].is_none() {
-                candidate[b] = tail(ci, cb.len(), uc.len());
-            }
-        }
+    if v.golden.iter().chain(&v.candidate).any(Option::is_some) {
+        rpn_nms_cascades(gb, cb, m, &mut v);
+        post_nms_cut_cascades(gb.len(), cb.len(), m, &mut v);
     }
-    let inversions = inversions
+    v.inversions = inversions
         .iter()
         .map(|&(p, q)| {
             let (gp, gq) = (m.pairs[p].g, m.pairs[q].g);
-            let (sp, sq) = (score_g(gp)?, score_g(gq)?);
+            let (sp, sq) = (ev.golden_roi_score(gp)?, ev.golden_roi_score(gq)?);
             ev.tie(sp, sq).then(|| {
                 format!(
                     "rpn_order: rois #{gp} and #{gq} have near-tied RPN scores {sp:.9} / {sq:.9}"
@@ -376,10 +287,127 @@ pub fn explain_rois(
             })
         })
         .collect();
-    Verdict {
-        golden,
-        candidate,
-        inversions,
+    v
+}
+
+/// Roots (a): the RPN NMS chose differently between two overlapping, near-tied proposals.
+fn rpn_nms_roots(
+    ev: &Evidence,
+    gb: &[Box4],
+    cb: &[Box4],
+    m: &Matching,
+    candidate_scores: &[Option<f64>],
+    v: &mut Verdict,
+) {
+    for (a, &gi) in m.unmatched_golden.iter().enumerate() {
+        for (b, &ci) in m.unmatched_candidate.iter().enumerate() {
+            let iou = iou_plus1(&gb[gi], &cb[ci]);
+            if iou < RPN_NMS_THRESH {
+                continue;
+            }
+            if let (Some(sg), Some(sc)) = (ev.golden_roi_score(gi), candidate_scores[b]) {
+                if ev.tie(sg, sc) {
+                    let cause = format!(
+                        "rpn_nms: golden roi #{gi} and candidate roi #{ci} overlap (IoU {iou:.3}) \
+                         with near-tied RPN scores {sg:.9} / {sc:.9}; each run kept the other"
+                    );
+                    v.golden[a].get_or_insert_with(|| cause.clone());
+                    v.candidate[b].get_or_insert(cause);
+                }
+            }
+        }
+    }
+}
+
+/// Roots (b), (c): the min-size filter or the top-6000 cut was a near-tie for this box.
+fn rpn_edge_root(ev: &Evidence, b: &Box4, score: Option<f64>) -> Option<String> {
+    let rpn = ev.golden_rpn().or(ev.candidate_rpn())?;
+    let side = (b[2] - b[0] + 1.0).min(b[3] - b[1] + 1.0);
+    if (side - rpn.min_size).abs() <= ANCHOR_MATCH_TOL_PX {
+        let verb = if passes_min_size(b, rpn.min_size) {
+            "passes"
+        } else {
+            "fails"
+        };
+        return Some(format!(
+            "min_size: side {side:.4} px is within {ANCHOR_MATCH_TOL_PX} px of the \
+             RPN_MIN_SIZE threshold {:.4} ({verb} here)",
+            rpn.min_size
+        ));
+    }
+    let (s, cut) = (score?, rpn.pre_nms_cut?);
+    ev.tie(s, cut).then(|| {
+        format!("pre_nms_top_n: RPN score {s:.9} near-tied with the top-6000 cut {cut:.9}")
+    })
+}
+
+/// Cascades: a differing proposal changes what it suppresses, to a fixed point (each newly
+/// explained box can change the suppression of its own neighbours).
+fn rpn_nms_cascades(gb: &[Box4], cb: &[Box4], m: &Matching, v: &mut Verdict) {
+    let (ug, uc) = (&m.unmatched_golden, &m.unmatched_candidate);
+    loop {
+        let mut changed = false;
+        let explained: Vec<(Box4, String)> = ug
+            .iter()
+            .zip(&v.golden)
+            .filter_map(|(&gi, c)| c.as_ref().map(|_| (gb[gi], format!("golden roi #{gi}"))))
+            .chain(uc.iter().zip(&v.candidate).filter_map(|(&ci, c)| {
+                c.as_ref().map(|_| (cb[ci], format!("candidate roi #{ci}")))
+            }))
+            .collect();
+        let mut cascade = |b: &Box4, slot: &mut Option<String>| {
+            if slot.is_some() {
+                return;
+            }
+            if let Some((_, who)) = explained
+                .iter()
+                .find(|(o, _)| o != b && iou_plus1(b, o) >= RPN_NMS_THRESH)
+            {
+                *slot = Some(format!(
+                    "rpn_nms_cascade: overlaps the tie-explained {who} (IoU ≥ {RPN_NMS_THRESH}), \
+                     so its suppression changed"
+                ));
+                changed = true;
+            }
+        };
+        for (a, &gi) in ug.iter().enumerate() {
+            cascade(&gb[gi], &mut v.golden[a]);
+        }
+        for (b, &ci) in uc.iter().enumerate() {
+            cascade(&cb[ci], &mut v.candidate[b]);
+        }
+        if !changed {
+            break;
+        }
+    }
+}
+
+/// Cascades through the top-300 cut: once a divergence is explained, the rois at the tail of a
+/// full set are the ones it pushed out (or let in).
+fn post_nms_cut_cascades(
+    golden_count: usize,
+    candidate_count: usize,
+    m: &Matching,
+    v: &mut Verdict,
+) {
+    let tail = |idx: usize, count: usize, unmatched: usize| {
+        (count >= POST_NMS_TOP_N && idx + unmatched >= count).then(|| {
+            format!(
+                "post_nms_top_n: among the last {unmatched} of {count} rois, displaced \
+                 through the top-{POST_NMS_TOP_N} cut by the tie-explained divergence"
+            )
+        })
+    };
+    let (ug, uc) = (&m.unmatched_golden, &m.unmatched_candidate);
+    for (a, &gi) in ug.iter().enumerate() {
+        if v.golden[a].is_none() {
+            v.golden[a] = tail(gi, golden_count, ug.len());
+        }
+    }
+    for (b, &ci) in uc.iter().enumerate() {
+        if v.candidate[b].is_none() {
+            v.candidate[b] = tail(ci, candidate_count, uc.len());
+        }
     }
 }
 
@@ -460,41 +488,109 @@ pub fn explain_final(
     inversions: &[(usize, usize)],
     rois: &RoisDivergence,
 ) -> Verdict {
-    let g_roi = golden_rois_of(ev, gb, ev.golden.get("keep"));
-    let c_roi = golden_rois_of(ev, cb, None);
-    // The candidate's own roi behind a candidate final box, to recognise candidate-only rois.
-    let c_own_roi: Vec<Option<usize>> = match (ev.candidate.get("keep"), cls_boxes(ev.candidate)) {
-        (Some(k), _) if k.values.len() == cb.len() => {
-            k.values.iter().map(|&v| Some(v as usize)).collect()
-        }
-        (_, Some(cls)) => cb.iter().map(|b| same_box(b, &cls)).collect(),
-        _ => vec![None; cb.len()],
-    };
-    let g_cls = ev.golden_cls_boxes();
-    let selection = ev.selection();
-    let cut = selection.and_then(|s| {
-        (s == Selection::Argsort).then(|| {
-            g_roi
-                .iter()
-                .filter_map(|r| r.and_then(|r| ev.golden_max_conf(r)))
-                .fold(f64::INFINITY, f64::min)
-        })
-    });
-
+    let f = FinalRegions::new(ev, gb, cb, rois);
     // The golden rois of the unmatched regions on each side: a per-class NMS tie needs the
     // other run to have kept the twin instead.
     let unmatched_rois = |idx: &[usize], rois: &[Option<usize>]| -> Vec<usize> {
         idx.iter().filter_map(|&j| rois[j]).collect()
     };
-    let g_unmatched_rois = unmatched_rois(&m.unmatched_golden, &g_roi);
-    let c_unmatched_rois = unmatched_rois(&m.unmatched_candidate, &c_roi);
+    let g_unmatched_rois = unmatched_rois(&m.unmatched_golden, &f.g_roi);
+    let c_unmatched_rois = unmatched_rois(&m.unmatched_candidate, &f.c_roi);
+    let golden = m
+        .unmatched_golden
+        .iter()
+        .map(|&j| f.explain(&gb[j], f.g_roi[j], None, &c_unmatched_rois))
+        .collect();
+    let candidate = m
+        .unmatched_candidate
+        .iter()
+        .map(|&j| f.explain(&cb[j], f.c_roi[j], f.c_own_roi[j], &g_unmatched_rois))
+        .collect();
+    let inversions = inversions
+        .iter()
+        .map(|&(p, q)| f.explain_inversion(m.pairs[p].g, m.pairs[q].g))
+        .collect();
+    Verdict {
+        golden,
+        candidate,
+        inversions,
+    }
+}
 
-    let explain = |b: &Box4,
-                   roi: Option<usize>,
-                   own_candidate_roi: Option<usize>,
-                   partners: &[usize]|
-     -> Option<String> {
-        // Cascade of a tie-explained rois divergence.
+/// What the final-record attribution reads about the regions of both sides.
+struct FinalRegions<'e, 'a> {
+    ev: &'e Evidence<'a>,
+    rois: &'e RoisDivergence,
+    /// The golden roi behind each golden / candidate final region.
+    g_roi: Vec<Option<usize>>,
+    c_roi: Vec<Option<usize>>,
+    /// The candidate's own roi behind a candidate final box, to recognise candidate-only rois.
+    c_own_roi: Vec<Option<usize>>,
+    g_cls: Option<Vec<Box4>>,
+    selection: Option<Selection>,
+    /// Argsort selection: the lowest golden `max_conf` kept (the MIN/MAX_BOXES cut).
+    cut: Option<f64>,
+}
+
+impl<'e, 'a> FinalRegions<'e, 'a> {
+    fn new(ev: &'e Evidence<'a>, gb: &[Box4], cb: &[Box4], rois: &'e RoisDivergence) -> Self {
+        let g_roi = golden_rois_of(ev, gb, ev.golden.get("keep"));
+        let c_roi = golden_rois_of(ev, cb, None);
+        let c_own_roi = match (ev.candidate.get("keep"), cls_boxes(ev.candidate)) {
+            (Some(k), _) if k.values.len() == cb.len() => {
+                k.values.iter().map(|&v| Some(v as usize)).collect()
+            }
+            (_, Some(cls)) => cb.iter().map(|b| same_box(b, &cls)).collect(),
+            _ => vec![None; cb.len()],
+        };
+        let selection = ev.selection();
+        let cut = selection.and_then(|s| {
+            (s == Selection::Argsort).then(|| {
+                g_roi
+                    .iter()
+                    .filter_map(|r| r.and_then(|r| ev.golden_max_conf(r)))
+                    .fold(f64::INFINITY, f64::min)
+            })
+        });
+        FinalRegions {
+            ev,
+            rois,
+            g_roi,
+            c_roi,
+            c_own_roi,
+            g_cls: ev.golden_cls_boxes(),
+            selection,
+            cut,
+        }
+    }
+
+    /// The cause of one unmatched final region, roots after cascades: `roi` is its golden roi,
+    /// `own_candidate_roi` the candidate's roi behind a candidate region, `partners` the golden
+    /// rois of the other side's unmatched regions.
+    fn explain(
+        &self,
+        b: &Box4,
+        roi: Option<usize>,
+        own_candidate_roi: Option<usize>,
+        partners: &[usize],
+    ) -> Option<String> {
+        if let Some(cause) = self.rois_cascade(b, roi, own_candidate_roi) {
+            return Some(cause);
+        }
+        let r = roi?;
+        self.selection_edge(r)
+            .or_else(|| self.class_nms_twin(r, partners))
+    }
+
+    /// Cascade of a tie-explained rois divergence: the region's own roi is one, or it overlaps
+    /// one enough to change its per-class NMS.
+    fn rois_cascade(
+        &self,
+        b: &Box4,
+        roi: Option<usize>,
+        own_candidate_roi: Option<usize>,
+    ) -> Option<String> {
+        let rois = self.rois;
         if let Some(r) = roi.filter(|r| rois.golden.contains(r)) {
             return Some(format!(
                 "rois: its roi #{r} is a tie-explained rois divergence"
@@ -505,7 +601,7 @@ pub fn explain_final(
                 "rois: its candidate roi #{r} is a tie-explained rois divergence"
             ));
         }
-        let golden_div = g_cls.iter().flat_map(|cls| {
+        let golden_div = self.g_cls.iter().flat_map(|cls| {
             rois.golden
                 .iter()
                 .map(|&r| (format!("golden roi #{r}"), cls[r]))
@@ -523,26 +619,31 @@ pub fn explain_final(
                 ));
             }
         }
-        let r = roi?;
-        let mc = ev.golden_max_conf(r);
-        match (selection, mc) {
-            (Some(Selection::Threshold), Some(mc)) if ev.tie(mc, CONF_THRESH) => {
-                return Some(format!(
-                    "conf_thresh: golden max_conf of roi #{r} = {mc:.9}, near-tied with {CONF_THRESH}"
-                ));
-            }
-            (Some(Selection::Argsort), Some(mc)) if cut.is_some_and(|c| ev.tie(mc, c)) => {
-                return Some(format!(
-                    "box_cut: golden max_conf of roi #{r} = {mc:.9}, near-tied with the \
-                     MIN/MAX_BOXES cut {:.9}",
-                    cut.unwrap_or_default()
-                ));
-            }
-            _ => {}
+        None
+    }
+
+    /// Roots of the selection (§6.3): golden roi `r`'s `max_conf` near-tied with the 0.2
+    /// threshold or with the MIN/MAX_BOXES cut, whichever branch the golden run took.
+    fn selection_edge(&self, r: usize) -> Option<String> {
+        let mc = self.ev.golden_max_conf(r)?;
+        match self.selection? {
+            Selection::Threshold if self.ev.tie(mc, CONF_THRESH) => Some(format!(
+                "conf_thresh: golden max_conf of roi #{r} = {mc:.9}, near-tied with {CONF_THRESH}"
+            )),
+            Selection::Argsort if self.cut.is_some_and(|c| self.ev.tie(mc, c)) => Some(format!(
+                "box_cut: golden max_conf of roi #{r} = {mc:.9}, near-tied with the \
+                 MIN/MAX_BOXES cut {:.9}",
+                self.cut.unwrap_or_default()
+            )),
+            _ => None,
         }
-        // Per-class NMS between two overlapping rois with the same class scores (§6.2), where
-        // the other run kept the twin.
-        let cls = g_cls.as_ref()?;
+    }
+
+    /// Per-class NMS between two overlapping rois with the same class scores (§6.2), where the
+    /// other run kept the twin (one of `partners`).
+    fn class_nms_twin(&self, r: usize, partners: &[usize]) -> Option<String> {
+        let ev = self.ev;
+        let cls = self.g_cls.as_ref()?;
         let row = ev.golden_row("cls_prob", r)?;
         let scale = row[1..].iter().fold(0.0f64, |a, v| a.max(v.abs()));
         partners.iter().find_map(|&t| {
@@ -562,47 +663,31 @@ pub fn explain_final(
                 )
             })
         })
-    };
+    }
 
-    let golden = m
-        .unmatched_golden
-        .iter()
-        .map(|&j| explain(&gb[j], g_roi[j], None, &c_unmatched_rois))
-        .collect();
-    let candidate = m
-        .unmatched_candidate
-        .iter()
-        .map(|&j| explain(&cb[j], c_roi[j], c_own_roi[j], &g_unmatched_rois))
-        .collect();
-    let inversions = inversions
-        .iter()
-        .map(|&(p, q)| {
-            let (jp, jq) = (m.pairs[p].g, m.pairs[q].g);
-            let (rp, rq) = (g_roi[jp]?, g_roi[jq]?);
-            match selection? {
-                Selection::Threshold => {
-                    let sp = ev.golden_roi_score(rp)?;
-                    let sq = ev.golden_roi_score(rq)?;
-                    ev.tie(sp, sq).then(|| {
-                        format!(
-                            "rpn_order: their rois #{rp} and #{rq} have near-tied RPN scores \
-                             {sp:.9} / {sq:.9}"
-                        )
-                    })
-                }
-                Selection::Argsort => {
-                    let (a, b) = (ev.golden_max_conf(rp)?, ev.golden_max_conf(rq)?);
-                    ev.tie(a, b).then(|| {
-                        format!("max_conf_order: rois #{rp} and #{rq} have near-tied max_conf {a:.9} / {b:.9}")
-                    })
-                }
+    /// Two matched golden final regions `jp` < `jq` in the other order: their order comes from
+    /// the RPN scores (threshold selection, ascending roi index) or from `max_conf` (argsort).
+    fn explain_inversion(&self, jp: usize, jq: usize) -> Option<String> {
+        let ev = self.ev;
+        let (rp, rq) = (self.g_roi[jp]?, self.g_roi[jq]?);
+        match self.selection? {
+            Selection::Threshold => {
+                let sp = ev.golden_roi_score(rp)?;
+                let sq = ev.golden_roi_score(rq)?;
+                ev.tie(sp, sq).then(|| {
+                    format!(
+                        "rpn_order: their rois #{rp} and #{rq} have near-tied RPN scores \
+                         {sp:.9} / {sq:.9}"
+                    )
+                })
             }
-        })
-        .collect();
-    Verdict {
-        golden,
-        candidate,
-        inversions,
+            Selection::Argsort => {
+                let (a, b) = (ev.golden_max_conf(rp)?, ev.golden_max_conf(rq)?);
+                ev.tie(a, b).then(|| {
+                    format!("max_conf_order: rois #{rp} and #{rq} have near-tied max_conf {a:.9} / {b:.9}")
+                })
+            }
+        }
     }
 }
 

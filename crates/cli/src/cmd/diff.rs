@@ -95,15 +95,27 @@ fn source_name(plan: &Plan, o: &Output) -> Option<String> {
 }
 
 fn report_text(l: &Loaded, all: bool) -> String {
-    let (plan, mapping) = (&l.plan, &l.mapping);
     let mut out = format!(
         "{} → {} through {}\n",
         l.model
             .path()
             .map_or_else(String::new, |p| p.display().to_string()),
         l.target.origin,
-        mapping.origin
+        l.mapping.origin
     );
+    out.push_str(&rules_text(l));
+    out.push_str(&ignored_text(l));
+    out.push_str(&unmapped_text(&l.plan));
+    if all {
+        out.push_str(&produced_text(l));
+    }
+    out.push_str(&other_problems_text(&l.plan));
+    out
+}
+
+/// One row per rule: its Caffe pattern, target template, key count, shapes and transforms.
+fn rules_text(l: &Loaded) -> String {
+    let (plan, mapping) = (&l.plan, &l.mapping);
     let mut rules = table([
         "rule",
         "line",
@@ -114,40 +126,46 @@ fn report_text(l: &Loaded, all: bool) -> String {
         "transforms",
     ]);
     for (ri, r) in mapping.rules.iter().enumerate() {
-        let pairs = shape_pairs(outputs_of(plan, ri));
-        let shapes = if pairs.len() <= 2 {
-            let each = pairs.iter().map(|(a, b)| {
-                if a == b {
-                    shape(a)
-                } else {
-                    format!("{} → {}", shape(a), shape(b))
-                }
-            });
-            each.collect::<Vec<_>>().join("; ")
-        } else if pairs.iter().all(|(a, b)| a == b) {
-            format!("{} shapes, each kept", pairs.len())
-        } else {
-            format!("{} shape pairs (--json lists them)", pairs.len())
-        };
-        let from = rule_from(r);
         let steps = r.step_names();
         rules.add_row([
             r.name.clone(),
             r.line.to_string(),
-            from,
+            rule_from(r),
             r.to_text().to_string(),
             outputs_of(plan, ri).count().to_string(),
-            shapes,
+            shapes_label(&shape_pairs(outputs_of(plan, ri))),
             transforms_label(&steps, r.is_const()),
         ]);
     }
-    out.push_str(&format!("Rules ({}):\n{rules}\n", mapping.rules.len()));
+    format!("Rules ({}):\n{rules}\n", mapping.rules.len())
+}
 
-    let ignored: Vec<_> = plan
+/// A rule's shape pairs in one cell: listed up to two, else counted.
+fn shapes_label(pairs: &[(Vec<usize>, Vec<usize>)]) -> String {
+    if pairs.len() <= 2 {
+        let each = pairs.iter().map(|(a, b)| {
+            if a == b {
+                shape(a)
+            } else {
+                format!("{} → {}", shape(a), shape(b))
+            }
+        });
+        each.collect::<Vec<_>>().join("; ")
+    } else if pairs.iter().all(|(a, b)| a == b) {
+        format!("{} shapes, each kept", pairs.len())
+    } else {
+        format!("{} shape pairs (--json lists them)", pairs.len())
+    }
+}
+
+/// The Caffe blobs the mapping ignores, with its reasons.
+fn ignored_text(l: &Loaded) -> String {
+    let ignored: Vec<_> = l
+        .plan
         .blobs
         .iter()
         .filter_map(|b| match b.status {
-            BlobUse::Ignored(i) => Some((b, &mapping.ignores[i])),
+            BlobUse::Ignored(i) => Some((b, &l.mapping.ignores[i])),
             _ => None,
         })
         .collect();
@@ -160,8 +178,11 @@ fn report_text(l: &Loaded, all: bool) -> String {
             i.line.to_string(),
         ]);
     }
-    out.push_str(&section("Caffe blobs ignored", ignored.len(), &t));
+    section("Caffe blobs ignored", ignored.len(), &t)
+}
 
+/// What is left over on each side: Caffe blobs no rule reads, target keys no rule produces.
+fn unmapped_text(plan: &Plan) -> String {
     let unused: Vec<_> = plan
         .blobs
         .iter()
@@ -171,37 +192,42 @@ fn report_text(l: &Loaded, all: bool) -> String {
     for b in &unused {
         t.add_row([b.name.clone(), shape(&b.shape)]);
     }
-    out.push_str(&section("Caffe blobs not mapped", unused.len(), &t));
-
+    let mut out = section("Caffe blobs not mapped", unused.len(), &t);
     let mut t = table(["target key", "shape", "dtype"]);
     for e in &plan.missing {
         t.add_row([e.name.clone(), shape(&e.shape), e.dtype.to_string()]);
     }
     out.push_str(&section("Target keys not produced", plan.missing.len(), &t));
+    out
+}
 
-    if all {
-        let mut t = table([
-            "target key",
-            "shape",
-            "dtype",
-            "rule",
-            "Caffe source",
-            "transforms",
+/// `--all`: every produced key with its rule, Caffe source and transforms.
+fn produced_text(l: &Loaded) -> String {
+    let plan = &l.plan;
+    let mut t = table([
+        "target key",
+        "shape",
+        "dtype",
+        "rule",
+        "Caffe source",
+        "transforms",
+    ]);
+    for o in &plan.outputs {
+        let steps: Vec<_> = o.ops.iter().map(|op| op.step.name()).collect();
+        t.add_row([
+            o.key.clone(),
+            shape(&o.shape),
+            o.dtype.to_string(),
+            l.mapping.rules[o.rule].name.clone(),
+            source_name(plan, o).unwrap_or_else(|| "const".into()),
+            transforms_label(&steps, matches!(o.source, Source::Const(_))),
         ]);
-        for o in &plan.outputs {
-            let steps: Vec<_> = o.ops.iter().map(|op| op.step.name()).collect();
-            t.add_row([
-                o.key.clone(),
-                shape(&o.shape),
-                o.dtype.to_string(),
-                mapping.rules[o.rule].name.clone(),
-                source_name(plan, o).unwrap_or_else(|| "const".into()),
-                transforms_label(&steps, matches!(o.source, Source::Const(_))),
-            ]);
-        }
-        out.push_str(&section("Produced keys", plan.outputs.len(), &t));
     }
+    section("Produced keys", plan.outputs.len(), &t)
+}
 
+/// The verdict line, or the problems the sections above do not already list.
+fn other_problems_text(plan: &Plan) -> String {
     // Unused blobs and missing keys are listed above; the rest only here.
     let listed = [ProblemKind::Unused, ProblemKind::NotProduced];
     let others: Vec<_> = plan
@@ -211,11 +237,13 @@ fn report_text(l: &Loaded, all: bool) -> String {
         .cloned()
         .collect();
     if plan.problems.is_empty() {
-        out.push_str("No differences: every Caffe blob is used or ignored, every target key produced once.\n");
+        "No differences: every Caffe blob is used or ignored, every target key produced once.\n"
+            .into()
     } else if !others.is_empty() {
-        out.push_str(&format!("Other {}", problems_text(&others)));
+        format!("Other {}", problems_text(&others))
+    } else {
+        String::new()
     }
-    out
 }
 
 /// "copy" for values passed through, "literal" for a constant, else the transforms in order.

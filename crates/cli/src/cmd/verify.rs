@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use butd_verify::scores::{compare_winoground, read_winoground_jsonl};
+use butd_scores::{compare_winoground, read_winoground_jsonl};
 use butd_verify::{verify, Format, Options, Progress, Sample, SourceSpec, Thresholds};
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use indicatif::{ProgressBar, ProgressStyle};

@@ -1,7 +1,7 @@
 //! `verify scores` on hand-made JSONL files; expected values computed by hand in the comments.
 use std::path::Path;
 
-use butd_verify::scores::{compare_winoground, read_winoground_jsonl};
+use butd_scores::{compare_winoground, read_winoground_jsonl};
 
 fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
     let p = dir.join(name);

@@ -1,9 +1,9 @@
 //! `parity.html`: one self-contained page (inline CSS and SVG, no scripts, no external files).
 use std::fmt::Write;
 
+use super::sci;
 use crate::boxes::format_box;
 use crate::report::{HistogramBin, LayerSummary, Report, Severity, Status};
-use crate::text::sci;
 
 /// Table rows shown per section; the rest are in parity.json.
 const MAX_ROWS: usize = 300;

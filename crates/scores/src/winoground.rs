@@ -1,11 +1,11 @@
-//! Downstream accuracy parity: Winoground scores of a model run on two feature sets, paired
-//! differences and an exact McNemar test (`butd verify scores`, JSONL schema in docs/verify.md).
+//! Winoground (Thrush et al. 2022): a model's 2×2 image–caption scores per example (JSONL
+//! schema in docs/verify.md), its text / image / group outcomes, and two runs compared.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::VerifyError;
+use crate::{mcnemar_exact, ScoresError};
 
 /// One Winoground example: the model's image–caption scores s(caption, image).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -50,9 +50,12 @@ struct Line {
 }
 
 /// Reads a JSONL file of [`WinogroundScores`] (blank lines skipped, other keys ignored).
-pub fn read_winoground_jsonl(path: &Path) -> Result<Vec<WinogroundScores>, VerifyError> {
-    let text = std::fs::read_to_string(path).map_err(|e| VerifyError::io(path, e))?;
-    let err = |line: usize, message: String| VerifyError::Scores {
+pub fn read_winoground_jsonl(path: &Path) -> Result<Vec<WinogroundScores>, ScoresError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ScoresError::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let err = |line: usize, message: String| ScoresError::Line {
         path: path.to_path_buf(),
         line,
         message,
@@ -103,28 +106,6 @@ pub fn read_winoground_jsonl(path: &Path) -> Result<Vec<WinogroundScores>, Verif
     Ok(out)
 }
 
-/// Exact two-sided McNemar test: the binomial test of `a_only` successes among the
-/// `a_only + b_only` discordant pairs at p = ½, i.e. `min(1, 2 · P[X ≤ min(a_only, b_only)])`.
-pub fn mcnemar_exact(a_only: usize, b_only: usize) -> f64 {
-    let n = a_only + b_only;
-    if n == 0 {
-        return 1.0;
-    }
-    let k = a_only.min(b_only);
-    // ln C(n, i) for i = 0..=k, summed in log space so large n neither overflows nor underflows.
-    let mut ln_c = 0.0f64;
-    let mut terms = Vec::with_capacity(k + 1);
-    for i in 0..=k {
-        if i > 0 {
-            ln_c += ((n - i + 1) as f64).ln() - (i as f64).ln();
-        }
-        terms.push(ln_c);
-    }
-    let max = terms.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let ln_sum = max + terms.iter().map(|t| (t - max).exp()).sum::<f64>().ln();
-    (2.0 * (ln_sum - n as f64 * std::f64::consts::LN_2).exp()).min(1.0)
-}
-
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct MetricComparison {
     /// `text`, `image` or `group`.
@@ -161,12 +142,11 @@ pub fn compare_winoground(
     b: &[WinogroundScores],
     path_a: &Path,
     path_b: &Path,
-) -> Result<ScoresReport, VerifyError> {
+) -> Result<ScoresReport, ScoresError> {
     let bmap: BTreeMap<&str, &WinogroundScores> = b.iter().map(|x| (x.id.as_str(), x)).collect();
     let amap: BTreeSet<&str> = a.iter().map(|x| x.id.as_str()).collect();
-    let only = |ids: Vec<&str>, path: &Path, other: &Path| VerifyError::Scores {
+    let only = |ids: Vec<&str>, path: &Path, other: &Path| ScoresError::Ids {
         path: path.to_path_buf(),
-        line: 0,
         message: format!(
             "{} id(s) missing from {}: {}",
             ids.len(),
@@ -232,25 +212,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mcnemar_hand_computed() {
-        // n = 6, k = 1: 2 · (1 + 6) / 64.
-        assert!((mcnemar_exact(1, 5) - 14.0 / 64.0).abs() < 1e-15);
-        assert!((mcnemar_exact(5, 1) - 14.0 / 64.0).abs() < 1e-15);
-        // n = 3, k = 0: 2 / 8.
-        assert!((mcnemar_exact(0, 3) - 0.25).abs() < 1e-15);
-        // n = 10, k = 0: 2 / 1024.
-        assert!((mcnemar_exact(10, 0) - 2.0 / 1024.0).abs() < 1e-17);
-        // Balanced discordance caps at 1.
-        assert_eq!(mcnemar_exact(2, 2), 1.0);
-        assert_eq!(mcnemar_exact(0, 0), 1.0);
-        // Large n stays finite: 2 · Σ_{i≤400} C(1000, i) / 2^1000, summed exactly with Python
-        // integers (fractions.Fraction): 2.7284641560660184e-10.
-        let p = mcnemar_exact(400, 600);
-        assert!((p / 2.728_464_156_066_018_4e-10 - 1.0).abs() < 1e-9, "{p}");
-    }
-
-    #[test]
-    fn outcome_rules() {
+    fn an_example_is_right_only_when_every_diagonal_score_wins() {
         let s = |a, b, c, d| WinogroundScores {
             id: "x".into(),
             c0_i0: a,
