@@ -1,7 +1,8 @@
 //! The report's renderers: [`Report::to_terminal`] (`text`, comfy-table) and
 //! [`Report::to_html`] (`html`, one self-contained page). They read a finished [`Report`] and
-//! nothing else: every figure they show is in `parity.json`, so the three outputs cannot
-//! disagree. What both renderers say the same way is here.
+//! nothing else (the vocabulary's words for label ids aside): every figure they show is in
+//! `parity.json`, so the three outputs cannot disagree. What both renderers say the same way
+//! is here.
 use crate::report::Report;
 
 mod html;
