@@ -32,6 +32,27 @@ pub enum FormatError {
         image_id: String,
         message: String,
     },
+    /// A record tensor whose dtype the f64 widening does not cover (FP8).
+    #[error(
+        "{path}: tensor `{tensor}` has dtype {dtype}; verify compares bool, integer and \
+         float (F16/BF16/F32/F64) tensors only"
+    )]
+    UnsupportedDtype {
+        path: PathBuf,
+        tensor: String,
+        dtype: String,
+    },
+    #[error("tensor `{tensor}`: shape {shape:?} holds {expected} values, got {got}")]
+    ValueCount {
+        tensor: String,
+        shape: Vec<usize>,
+        expected: usize,
+        got: usize,
+    },
+    /// An input that is not a readable feature source of the kind asked for (format detection,
+    /// an LMDB split directory with several DBs, a records path that is not a directory, …).
+    #[error("{path}: {message}")]
+    Source { path: PathBuf, message: String },
     /// Options that do not go together (an id policy and an id map, [`crate::choose_id_policy`]).
     #[error("{0}")]
     Usage(String),

@@ -16,20 +16,32 @@
 //!
 //! Every writer takes one record at a time and every reader streams, so a COCO-sized TSV
 //! (~50 GB) is never held in memory.
+//!
+//! Any of these files, or a directory of records, also opens as records of named tensors
+//! ([`tensors::Record`], values widened to f64): [`detect_format`] tells the [`Format`] by
+//! content, [`source::Source`] lists and fetches its images, and [`canonical`] undoes each
+//! format's conventions (label base, normalised or float16 boxes, image size). `butd verify`
+//! compares such records; the Python bindings read them.
+pub mod canonical;
 mod error;
 mod fs;
 mod hdf5;
 mod ids;
 mod npy;
 mod record;
+pub mod resolution;
+pub mod source;
+pub mod tensors;
 mod tsv;
 mod uniter;
 mod vqa;
 
+pub use canonical::Format;
 pub use error::FormatError;
 pub use ids::{check_image_id, choose_id_policy, int_suffix, IdChoice, IdPolicy};
 pub use npy::{npy_bytes, parse_npy, read_npz, write_npz, NdArray, NpyDtype};
 pub use record::{Record, FEATURE_DIM, NUM_ATTRIBUTES, NUM_OBJECTS};
+pub use source::{detect_format, SourceSpec};
 pub use tsv::{
     ButdTsv, ButdTsvReader, ButdTsvWriter, LxmertTsv, LxmertTsvReader, LxmertTsvWriter, TsvFile,
     TsvFormat, TsvReader, TsvWriter, BUTD_FIELDS, LXMERT_FIELDS,

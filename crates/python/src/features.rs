@@ -1,6 +1,6 @@
 //! `butd.open_features`: any feature file `butd verify` reads (records folder, BUTD / LXMERT
 //! TSV, UNITER img_db or npz folder, VQA HDF5), format detected by content
-//! (`butd_verify::detect_format`), opened as a read-only id → record lookup. Each lookup reads
+//! (`butd_formats::detect_format`), opened as a read-only id → record lookup. Each lookup reads
 //! one record through the `butd_formats` reader of its format; TSVs are indexed once (one pass
 //! keeping each row's byte offset, not its values), so a COCO-sized TSV is never held in memory.
 //!
@@ -15,7 +15,7 @@ use anyhow::{anyhow, bail, Context};
 use butd_formats::{
     read_uniter_npz, ButdTsvReader, LxmertTsvReader, NdArray, Record, UniterLmdbReader, VqaHdf5,
 };
-use butd_verify::{detect_format, Format};
+use butd_formats::{detect_format, Format};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use safetensors::SafeTensors;

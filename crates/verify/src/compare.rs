@@ -13,9 +13,9 @@ use crate::report::{
 };
 use crate::resolution::within_resolution;
 use crate::stats::Accumulator;
-use crate::tensor::{dtype_name, Record, Tensor};
 use crate::thresholds::Thresholds;
 use crate::ties::{self, Evidence, RoisDivergence, Verdict};
+use butd_formats::tensors::{dtype_name, Record, Tensor};
 
 /// How many regions / inversions a finding's message lists before "…".
 const LIST_IN_MESSAGE: usize = 5;

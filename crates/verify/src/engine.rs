@@ -12,21 +12,21 @@ use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Mutex;
 use std::time::Instant;
 
-use butd_formats::IdPolicy;
+use butd_formats::canonical::{add_uniter_view, NOMINAL_SIZE};
+use butd_formats::source::{
+    first_field, load, no_detections, Locator, Meta, Raw, Reader, Source, SourceSpec,
+};
+use butd_formats::tensors::Record;
+use butd_formats::{Format, IdPolicy};
 
-use crate::canonical::{add_uniter_view, Format};
 use crate::compare::{compare_scoped, image_size, unreadable, Scope};
 use crate::gate::Metric;
+use crate::pairing::{index_by_key, Index, Keyer, Problem};
 use crate::regions::FINAL_TENSORS;
 use crate::report::{
     merge_histograms, Finding, HalfPrecision, HistogramBin, ImageReport, Kind, LayerSummary,
     RegionSet, Report, SampleInfo, Severity, SourceInfo, Sources, Status, Summary, SCHEMA,
 };
-use crate::source::{
-    first_field, load, no_detections, Index, Keyer, Locator, Meta, Problem, Raw, Reader, Source,
-    SourceSpec,
-};
-use crate::tensor::Record;
 use crate::thresholds::Thresholds;
 use crate::VerifyError;
 
@@ -356,8 +356,8 @@ fn produce<'m>(
     };
     match plan {
         Plan::Listed => {
-            let mut gi = g.reader.index(g.meta, &g.keyer)?;
-            let mut ci = c.reader.index(c.meta, &c.keyer)?;
+            let mut gi = index_by_key(&mut g.reader, g.meta, &g.keyer)?;
+            let mut ci = index_by_key(&mut c.reader, c.meta, &c.keyer)?;
             t.problems(true, g.meta, &mut gi);
             t.problems(false, c.meta, &mut ci);
             let chosen: Vec<usize> = match sample {
@@ -395,7 +395,7 @@ fn produce<'m>(
             } else {
                 (&mut *c, &mut *g)
             };
-            let mut index = listed.reader.index(listed.meta, &listed.keyer)?;
+            let mut index = index_by_key(&mut listed.reader, listed.meta, &listed.keyer)?;
             t.problems(!golden_streams, listed.meta, &mut index);
             let mut visited = vec![false; index.entries.len()];
             let mut seen = HashSet::new();
@@ -937,7 +937,7 @@ fn sources_of(g: &Side, c: &Side, plan: Plan, tally: &Tally, opts: &Options) -> 
     if gm.format.is_uniter() && cm.format.is_uniter() {
         golden_info.notes.push(format!(
             "neither side states the image size: boxes compared in 1/{NOMINAL}ths of the image",
-            NOMINAL = crate::canonical::NOMINAL_SIZE
+            NOMINAL = NOMINAL_SIZE
         ));
     }
     Sources {

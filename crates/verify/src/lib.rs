@@ -10,30 +10,31 @@
 //! thresholds from `parity.toml` ([`Thresholds`]).
 //!
 //! [`verify`] generalises this to the feature files downstream models read (BUTD TSV, LXMERT
-//! TSV, UNITER img_db / npz, VQA HDF5, [`canonical`]), paired with records or with each other by
-//! image id; large TSVs are streamed.
+//! TSV, UNITER img_db / npz, VQA HDF5), which `butd_formats` opens as records
+//! (`butd_formats::source`, `butd_formats::canonical`); verify pairs them with records or with
+//! each other by image id (`pairing`); large TSVs are streamed.
 pub mod boxes;
-pub mod canonical;
 mod compare;
 mod engine;
 mod error;
 mod gate;
 pub mod hungarian;
 mod names;
+mod pairing;
 pub mod regions;
 mod render;
 mod report;
 pub mod resolution;
 pub mod rpn;
-mod source;
 mod stats;
-mod tensor;
 mod thresholds;
 pub mod ties;
 
+pub use butd_formats::tensors::{dtype_name, Record, Tensor};
+pub use butd_formats::Format;
 /// Id policies for pairing (`Stem`, `IntSuffix`, `Map`), shared with `butd export`.
 pub use butd_formats::IdPolicy;
-pub use canonical::Format;
+pub use butd_formats::{detect_format, SourceSpec};
 pub use compare::{compare_records, compare_scoped, Scope};
 pub use engine::{compare_dirs, compare_dirs_with, verify, Options, Progress, Sample};
 pub use error::VerifyError;
@@ -44,7 +45,5 @@ pub use report::{
     SourceInfo, Sources, Status, Summary, TensorInfo, TensorReport, UnmatchedRegion, SCHEMA,
 };
 pub use safetensors::Dtype;
-pub use source::{detect_format, SourceSpec};
 pub use stats::{Accumulator, Stats};
-pub use tensor::{dtype_name, Record, Tensor};
 pub use thresholds::{Labels, Matching, Required, SetRules, Thresholds, Ties};

@@ -2,7 +2,7 @@
 use crate::boxes::{boxes_from_rows, iou_plus1, Box4};
 use crate::hungarian::min_cost_assignment;
 use crate::report::{RegionSet, Role};
-use crate::tensor::Record;
+use butd_formats::tensors::Record;
 
 // The record contract's lists and roles (`butd-record`).
 pub use butd_record::tensors::{role_of, FINAL_TENSORS, ROIS_TENSORS};

@@ -8,7 +8,7 @@ use butd_host::anchors::NUM_ANCHORS;
 use butd_host::proposals::{decode_anchors, ProposalConfig};
 
 use crate::boxes::Box4;
-use crate::tensor::Record;
+use butd_formats::tensors::Record;
 
 /// Largest coordinate difference (network pixels) at which a roi is taken to be an anchor's
 /// decoded box.

@@ -13,7 +13,7 @@ use std::cell::OnceCell;
 use crate::boxes::{iou_plus1, Box4};
 use crate::regions::Matching;
 use crate::rpn::{passes_min_size, RpnDecode, ANCHOR_MATCH_TOL_PX};
-use crate::tensor::{Record, Tensor};
+use butd_formats::tensors::{Record, Tensor};
 
 // The thresholds of the decisions attributed here: the proposal layer's and generate_tsv's own
 // defaults (`butd-host`), so that a change there cannot leave a stale copy here.

@@ -1,22 +1,20 @@
-//! The two inputs of `butd verify`: a directory of records or a file / LMDB of a downstream
-//! format, detected by content. A source lists its images by id ([`Index`]) or, for a TSV,
-//! streams them line by line; raw items are fetched on the thread that owns the source (an LMDB
-//! read transaction stays on its thread) and decoded by the workers ([`load`]).
-use std::collections::HashMap;
+//! Any feature file opened as records: a directory of records or a file / LMDB of a downstream
+//! format, detected by content ([`detect_format`]). A source lists its images by native id
+//! ([`Reader::list`]) or, for a TSV, streams them line by line; raw items are fetched on the
+//! thread that owns the source (an LMDB read transaction stays on its thread) and decoded
+//! anywhere ([`load`]) into the canonical [`Record`] (`crate::canonical`).
 use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use butd_formats::{
-    read_uniter_npz, ButdTsvReader, FormatError, IdPolicy, LxmertTsvReader, UniterEntry,
-    UniterLmdbReader, UniterOptions, VqaHdf5, VqaImage,
-};
-
 use crate::canonical::{
     from_tsv, from_uniter, from_vqa, shift_labels, uniter_options_from_db_name, Format,
 };
-use crate::tensor::Record;
-use crate::VerifyError;
+use crate::tensors::Record;
+use crate::{
+    read_uniter_npz, ButdTsvReader, FormatError, LxmertTsvReader, UniterEntry, UniterLmdbReader,
+    UniterOptions, VqaHdf5, VqaImage,
+};
 
 /// One side of a comparison, as the caller names it.
 #[derive(Clone, Debug)]
@@ -53,18 +51,18 @@ const HDF5_MAGIC: &[u8; 8] = b"\x89HDF\r\n\x1a\n";
 /// Longest first line read to tell the TSVs apart (a 100-box row is about 1.1 MB).
 const FIRST_LINE_LIMIT: u64 = 64 << 20;
 
-fn source_error(path: &Path, message: impl Into<String>) -> VerifyError {
-    VerifyError::Source {
+fn source_error(path: &Path, message: impl Into<String>) -> FormatError {
+    FormatError::Source {
         path: path.to_path_buf(),
         message: message.into(),
     }
 }
 
 /// The LMDB directories (holding `data.mdb`) directly in `dir`.
-fn lmdb_children(dir: &Path) -> Result<Vec<PathBuf>, VerifyError> {
+fn lmdb_children(dir: &Path) -> Result<Vec<PathBuf>, FormatError> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).map_err(|e| VerifyError::io(dir, e))? {
-        let p = entry.map_err(|e| VerifyError::io(dir, e))?.path();
+    for entry in std::fs::read_dir(dir).map_err(FormatError::io(dir))? {
+        let p = entry.map_err(FormatError::io(dir))?.path();
         if p.join("data.mdb").is_file() {
             out.push(p);
         }
@@ -74,7 +72,7 @@ fn lmdb_children(dir: &Path) -> Result<Vec<PathBuf>, VerifyError> {
 }
 
 /// An img_db path: the LMDB directory itself, or a split directory holding exactly one.
-fn lmdb_dir(path: &Path) -> Result<PathBuf, VerifyError> {
+fn lmdb_dir(path: &Path) -> Result<PathBuf, FormatError> {
     if path.join("data.mdb").is_file() {
         return Ok(path.to_path_buf());
     }
@@ -99,15 +97,15 @@ fn lmdb_dir(path: &Path) -> Result<PathBuf, VerifyError> {
 /// directory resolves to its LMDB): a directory of `*.safetensors` records or of UNITER
 /// `*.npz`, an LMDB directory (`data.mdb`), an HDF5 file (signature), or a TSV (6 fields: BUTD,
 /// 10: LXMERT, counted on its first line).
-pub fn detect_format(path: &Path) -> Result<(Format, PathBuf), VerifyError> {
-    let meta = std::fs::metadata(path).map_err(|e| VerifyError::io(path, e))?;
+pub fn detect_format(path: &Path) -> Result<(Format, PathBuf), FormatError> {
+    let meta = std::fs::metadata(path).map_err(FormatError::io(path))?;
     if meta.is_dir() {
         if path.join("data.mdb").is_file() {
             return Ok((Format::UniterLmdb, path.to_path_buf()));
         }
         let (mut records, mut npz) = (0, 0);
-        for entry in std::fs::read_dir(path).map_err(|e| VerifyError::io(path, e))? {
-            let p = entry.map_err(|e| VerifyError::io(path, e))?.path();
+        for entry in std::fs::read_dir(path).map_err(FormatError::io(path))? {
+            let p = entry.map_err(FormatError::io(path))?.path();
             match p.extension().and_then(|e| e.to_str()) {
                 Some("safetensors") => records += 1,
                 Some("npz") => npz += 1,
@@ -130,21 +128,19 @@ pub fn detect_format(path: &Path) -> Result<(Format, PathBuf), VerifyError> {
                 })
         };
     }
-    let mut file = File::open(path).map_err(|e| VerifyError::io(path, e))?;
+    let mut file = File::open(path).map_err(FormatError::io(path))?;
     let mut magic = [0u8; 8];
-    let n = file
-        .read(&mut magic)
-        .map_err(|e| VerifyError::io(path, e))?;
+    let n = file.read(&mut magic).map_err(FormatError::io(path))?;
     if n == 8 && &magic == HDF5_MAGIC {
         return Ok((Format::VqaHdf5, path.to_path_buf()));
     }
     file.seek(SeekFrom::Start(0))
-        .map_err(|e| VerifyError::io(path, e))?;
+        .map_err(FormatError::io(path))?;
     let mut lines = TsvLines::new(path, file)?;
     let mut line = Vec::new();
     let first = lines
         .next_limited(&mut line, FIRST_LINE_LIMIT)
-        .map_err(|e| VerifyError::io(path, e))?;
+        .map_err(FormatError::io(path))?;
     if first.is_none() {
         return Err(source_error(
             path,
@@ -166,7 +162,7 @@ pub fn detect_format(path: &Path) -> Result<(Format, PathBuf), VerifyError> {
 }
 
 /// A TSV read line by line, `\r\n` / `\n` endings, blank lines skipped (as csv does).
-pub(crate) struct TsvLines {
+pub struct TsvLines {
     path: PathBuf,
     input: BufReader<File>,
     line_no: usize,
@@ -175,8 +171,8 @@ pub(crate) struct TsvLines {
 }
 
 impl TsvLines {
-    fn new(path: &Path, file: File) -> Result<Self, VerifyError> {
-        let len = file.metadata().map_err(|e| VerifyError::io(path, e))?.len();
+    fn new(path: &Path, file: File) -> Result<Self, FormatError> {
+        let len = file.metadata().map_err(FormatError::io(path))?.len();
         Ok(TsvLines {
             path: path.to_path_buf(),
             input: BufReader::with_capacity(1 << 20, file),
@@ -186,11 +182,8 @@ impl TsvLines {
         })
     }
 
-    fn open(path: &Path) -> Result<Self, VerifyError> {
-        TsvLines::new(
-            path,
-            File::open(path).map_err(|e| VerifyError::io(path, e))?,
-        )
+    fn open(path: &Path) -> Result<Self, FormatError> {
+        TsvLines::new(path, File::open(path).map_err(FormatError::io(path))?)
     }
 
     /// The next non-blank line into `buf` (ending stripped): its line number and byte offset.
@@ -217,9 +210,9 @@ impl TsvLines {
         }
     }
 
-    fn next_line(&mut self, buf: &mut Vec<u8>) -> Result<Option<(usize, u64)>, VerifyError> {
+    fn next_line(&mut self, buf: &mut Vec<u8>) -> Result<Option<(usize, u64)>, FormatError> {
         self.next_limited(buf, u64::MAX)
-            .map_err(|e| VerifyError::io(&self.path, e))
+            .map_err(FormatError::io(&self.path))
     }
 
     fn read_at(&mut self, offset: u64) -> std::io::Result<Vec<u8>> {
@@ -234,14 +227,14 @@ impl TsvLines {
 }
 
 /// The first field of a TSV line: the image id.
-pub(crate) fn first_field(line: &[u8]) -> String {
+pub fn first_field(line: &[u8]) -> String {
     let end = line.iter().position(|&b| b == b'\t').unwrap_or(line.len());
     String::from_utf8_lossy(&line[..end]).into_owned()
 }
 
 /// What the workers need to decode a source's raw items (shared across threads).
 #[derive(Debug)]
-pub(crate) struct Meta {
+pub struct Meta {
     pub format: Format,
     pub path: PathBuf,
     pub label_base: i64,
@@ -252,7 +245,7 @@ pub(crate) struct Meta {
 
 /// Where an image lives in its source.
 #[derive(Clone, Debug)]
-pub(crate) enum Locator {
+pub enum Locator {
     File(PathBuf),
     Line { offset: u64, line: usize },
     Key(String),
@@ -260,7 +253,7 @@ pub(crate) enum Locator {
 }
 
 /// An image as fetched, before decoding.
-pub(crate) enum Raw {
+pub enum Raw {
     File(PathBuf),
     Line { bytes: Vec<u8>, line: usize },
     Uniter(Box<UniterEntry>),
@@ -268,7 +261,7 @@ pub(crate) enum Raw {
 }
 
 /// The stateful half of a source, used only on the thread that opened it.
-pub(crate) enum Reader {
+pub enum Reader {
     /// `(native id, file)`, sorted by id.
     Files(Vec<(String, PathBuf)>),
     Tsv(TsvLines),
@@ -276,82 +269,14 @@ pub(crate) enum Reader {
     Vqa(Box<VqaHdf5>),
 }
 
-/// An id that could not be turned into a pairing key, or an id seen twice.
-#[derive(Debug)]
-pub(crate) enum Problem {
-    Unmapped { native: String, reason: String },
-    Duplicate { key: String, at: String },
-}
-
-/// A source's images by pairing key, in source order.
-#[derive(Debug, Default)]
-pub(crate) struct Index {
-    pub entries: Vec<(String, Locator)>,
-    pub by_key: HashMap<String, usize>,
-    pub problems: Vec<Problem>,
-}
-
-impl Index {
-    fn push(&mut self, key: Result<String, String>, native: &str, loc: Locator, at: String) {
-        match key {
-            Err(reason) => self.problems.push(Problem::Unmapped {
-                native: native.to_string(),
-                reason,
-            }),
-            Ok(key) if self.by_key.contains_key(&key) => {
-                self.problems.push(Problem::Duplicate { key, at })
-            }
-            Ok(key) => {
-                self.by_key.insert(key.clone(), self.entries.len());
-                self.entries.push((key, loc));
-            }
-        }
-    }
-}
-
-/// How a side's native ids become pairing keys: `policy` applies to sources keyed by image
-/// file stems (records, LXMERT, UNITER), never to integer ids.
-#[derive(Clone, Debug)]
-pub(crate) struct Keyer {
-    pub policy: Option<IdPolicy>,
-    pub format: Format,
-}
-
-impl Keyer {
-    pub fn key(&self, native: &str) -> Result<String, String> {
-        match (&self.policy, self.format.integer_ids()) {
-            (Some(p), false) => p.image_id(native),
-            _ => Ok(native.to_string()),
-        }
-    }
-
-    /// How the keys are made, for the report.
-    pub fn describe(&self) -> String {
-        let native = match self.format {
-            Format::Records => "file stem",
-            Format::ButdTsv => "image_id",
-            Format::LxmertTsv => "img_id",
-            Format::UniterLmdb | Format::UniterNpz => "entry name without prefix and .npz",
-            Format::VqaHdf5 => "image id of the index pickle",
-        };
-        match (&self.policy, self.format.integer_ids()) {
-            (Some(IdPolicy::IntSuffix), false) => format!("trailing digits of the {native}"),
-            (Some(IdPolicy::Map(m)), false) => {
-                format!("{native} looked up in the id map ({} entries)", m.len())
-            }
-            _ => native.to_string(),
-        }
-    }
-}
-
 /// An opened source: what workers share and the reader its thread keeps.
-pub(crate) struct Source {
+pub struct Source {
     pub meta: Meta,
     pub reader: Reader,
 }
 
 impl Source {
-    pub fn open(spec: &SourceSpec) -> Result<Source, VerifyError> {
+    pub fn open(spec: &SourceSpec) -> Result<Source, FormatError> {
         let (format, path) = match spec.format {
             None => detect_format(&spec.path)?,
             Some(Format::UniterLmdb) => (Format::UniterLmdb, lmdb_dir(&spec.path)?),
@@ -374,7 +299,7 @@ impl Source {
         let reader = match format {
             Format::Records | Format::UniterNpz => {
                 if !path.is_dir() {
-                    return Err(VerifyError::NotADirectory { path });
+                    return Err(source_error(&path, "not a directory"));
                 }
                 let ext = if format == Format::Records {
                     "safetensors"
@@ -382,8 +307,8 @@ impl Source {
                     "npz"
                 };
                 let mut files = Vec::new();
-                for entry in std::fs::read_dir(&path).map_err(|e| VerifyError::io(&path, e))? {
-                    let p = entry.map_err(|e| VerifyError::io(&path, e))?.path();
+                for entry in std::fs::read_dir(&path).map_err(FormatError::io(&path))? {
+                    let p = entry.map_err(FormatError::io(&path))?.path();
                     if p.extension().is_some_and(|e| e == ext) {
                         let name = p.file_name().and_then(|n| n.to_str());
                         let stem = p.file_stem().and_then(|s| s.to_str());
@@ -429,52 +354,54 @@ impl Reader {
         }
     }
 
-    /// Lists every image by key; a TSV is read through once for its ids and byte offsets.
-    pub fn index(&mut self, meta: &Meta, keyer: &Keyer) -> Result<Index, VerifyError> {
-        let mut index = Index::default();
+    /// Calls `visit(native id, locator, where)` for every image, in source order; a TSV is
+    /// read through once for its ids and byte offsets.
+    pub fn list(
+        &mut self,
+        meta: &Meta,
+        mut visit: impl FnMut(&str, Locator, String),
+    ) -> Result<(), FormatError> {
         let prefix = meta.prefix.as_str();
         match self {
             Reader::Files(files) => {
                 for (native, path) in files.iter() {
-                    let at = path.display().to_string();
-                    index.push(keyer.key(native), native, Locator::File(path.clone()), at);
+                    visit(
+                        native,
+                        Locator::File(path.clone()),
+                        path.display().to_string(),
+                    );
                 }
             }
             Reader::Lmdb(db) => {
                 for name in db.keys() {
                     let stem = name.strip_suffix(".npz").unwrap_or(name);
                     let native = stem.strip_prefix(prefix).unwrap_or(stem);
-                    let at = format!("key {name}");
-                    index.push(keyer.key(native), native, Locator::Key(name.clone()), at);
+                    visit(native, Locator::Key(name.clone()), format!("key {name}"));
                 }
             }
             Reader::Vqa(h5) => {
                 for (i, id) in h5.image_ids().iter().enumerate() {
-                    let native = id.to_string();
-                    let at = format!("image index {i}");
-                    index.push(keyer.key(&native), &native, Locator::VqaIndex(i), at);
+                    visit(
+                        &id.to_string(),
+                        Locator::VqaIndex(i),
+                        format!("image index {i}"),
+                    );
                 }
             }
             Reader::Tsv(lines) => {
                 let mut buf = Vec::new();
                 while let Some((line, offset)) = lines.next_line(&mut buf)? {
-                    let native = first_field(&buf);
                     let at = format!("line {line}");
-                    index.push(
-                        keyer.key(&native),
-                        &native,
-                        Locator::Line { offset, line },
-                        at,
-                    );
+                    visit(&first_field(&buf), Locator::Line { offset, line }, at);
                 }
             }
         }
-        Ok(index)
+        Ok(())
     }
 
     /// The next TSV line to stream: `(line number, bytes)`; `None` at the end (or for a source
     /// that is not a TSV).
-    pub fn next_line(&mut self) -> Result<Option<(usize, Vec<u8>)>, VerifyError> {
+    pub fn next_line(&mut self) -> Result<Option<(usize, Vec<u8>)>, FormatError> {
         let Reader::Tsv(lines) = self else {
             return Ok(None);
         };
@@ -528,7 +455,7 @@ fn at_line(e: FormatError, line: usize) -> String {
 }
 
 /// Decodes one TSV line with the format's own reader.
-fn parse_tsv(meta: &Meta, bytes: &[u8], line: usize) -> Result<butd_formats::Record, String> {
+fn parse_tsv(meta: &Meta, bytes: &[u8], line: usize) -> Result<crate::Record, String> {
     let input = Cursor::new(bytes);
     let row = match meta.format {
         Format::ButdTsv => ButdTsvReader::new(input, &meta.path).next(),
@@ -542,7 +469,7 @@ fn parse_tsv(meta: &Meta, bytes: &[u8], line: usize) -> Result<butd_formats::Rec
 
 /// A raw item as a canonical record; `size` = (h, w) of the paired record de-normalises UNITER
 /// boxes.
-pub(crate) fn load(meta: &Meta, raw: Raw, size: Option<(usize, usize)>) -> Result<Record, String> {
+pub fn load(meta: &Meta, raw: Raw, size: Option<(usize, usize)>) -> Result<Record, String> {
     let mut rec = match raw {
         Raw::File(p) if meta.format == Format::Records => {
             Record::open(&p).map_err(|e| e.to_string())?
@@ -561,7 +488,7 @@ pub(crate) fn load(meta: &Meta, raw: Raw, size: Option<(usize, usize)>) -> Resul
 
 /// Why a record file holds no detections (the crash record, K = 0), if it holds none: such an
 /// image cannot be in any downstream format.
-pub(crate) fn no_detections(meta: &Meta, loc: &Locator) -> Option<String> {
+pub fn no_detections(meta: &Meta, loc: &Locator) -> Option<String> {
     let (Format::Records, Locator::File(p)) = (meta.format, loc) else {
         return None;
     };
@@ -611,21 +538,5 @@ mod tests {
         assert_eq!(buf, b"42\tcd");
         assert_eq!(t.next_line(&mut buf).unwrap(), None);
         assert_eq!(t.read_at(8).unwrap(), b"42\tcd");
-    }
-
-    #[test]
-    fn policies_key_stem_sources_only() {
-        let map = IdPolicy::Map([("coffee".to_string(), "42".to_string())].into());
-        let stems = Keyer {
-            policy: Some(map.clone()),
-            format: Format::LxmertTsv,
-        };
-        assert_eq!(stems.key("coffee").unwrap(), "42");
-        assert!(stems.key("tea").unwrap_err().contains("tea"));
-        let ints = Keyer {
-            policy: Some(map),
-            format: Format::ButdTsv,
-        };
-        assert_eq!(ints.key("7").unwrap(), "7");
     }
 }

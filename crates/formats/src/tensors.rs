@@ -1,6 +1,8 @@
-//! Reading and writing the public record format: one safetensors file per image, tensor names as
-//! in `golden/README.md` (see `docs/verify.md`). Every value is widened to f64 once, so
-//! the comparisons do not care which dtype each side chose (i64 ids are exact up to 2^53).
+//! Any record as named tensors: the public record format (one safetensors file per image,
+//! tensor names as in `golden/README.md`, `docs/verify.md`) read and written whole, and the
+//! shape every feature file is normalised to ([`crate::canonical`]). Every value is widened to
+//! f64 once, so comparisons do not care which dtype each side chose (i64 ids are exact up to
+//! 2^53).
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -8,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use safetensors::tensor::{Dtype, SafeTensors, View};
 
+use crate::error::FormatError;
 use crate::resolution::{Half, Resolution};
-use crate::VerifyError;
 
 /// One tensor of a record, values widened to f64 in row-major order.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,10 +31,10 @@ impl Tensor {
         dtype: Dtype,
         shape: Vec<usize>,
         values: Vec<f64>,
-    ) -> Result<Self, VerifyError> {
+    ) -> Result<Self, FormatError> {
         let expected: usize = shape.iter().product();
         if expected != values.len() {
-            return Err(VerifyError::ValueCount {
+            return Err(FormatError::ValueCount {
                 tensor: name.to_string(),
                 shape,
                 expected,
@@ -170,21 +172,21 @@ pub struct Record {
 
 impl Record {
     /// Memory-maps and decodes a safetensors file.
-    pub fn open(path: &Path) -> Result<Self, VerifyError> {
-        let file = File::open(path).map_err(|e| VerifyError::io(path, e))?;
-        let bad = |reason: String| VerifyError::Safetensors {
+    pub fn open(path: &Path) -> Result<Self, FormatError> {
+        let file = File::open(path).map_err(FormatError::io(path))?;
+        let bad = |reason: String| FormatError::Record {
             path: path.to_path_buf(),
-            reason,
+            message: format!("not a valid safetensors file: {reason}"),
         };
         // SAFETY: the map is read-only and lives only inside this function; a file truncated
         // concurrently by another process is outside what verify can defend against.
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| VerifyError::io(path, e))?;
+        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(FormatError::io(path))?;
         let (_, header) = SafeTensors::read_metadata(&map).map_err(|e| bad(format!("{e:?}")))?;
         let st = SafeTensors::deserialize(&map).map_err(|e| bad(format!("{e:?}")))?;
         let mut tensors = BTreeMap::new();
         for (name, view) in st.iter() {
             let values =
-                decode(view.dtype(), view.data()).ok_or_else(|| VerifyError::UnsupportedDtype {
+                decode(view.dtype(), view.data()).ok_or_else(|| FormatError::UnsupportedDtype {
                     path: path.to_path_buf(),
                     tensor: name.to_string(),
                     dtype: dtype_name(view.dtype()),
@@ -211,7 +213,7 @@ impl Record {
 
     /// Writes the record as safetensors (each tensor in its own dtype), e.g. a candidate from a
     /// Rust implementation or a perturbed copy of a golden file.
-    pub fn write(&self, path: &Path) -> Result<(), VerifyError> {
+    pub fn write(&self, path: &Path) -> Result<(), FormatError> {
         let views: Vec<(String, OwnedView)> = self
             .tensors
             .iter()
@@ -230,13 +232,13 @@ impl Record {
             Some(self.metadata.clone().into_iter().collect())
         };
         safetensors::serialize_to_file(views, &metadata, path).map_err(|e| match e {
-            safetensors::SafeTensorError::IoError(source) => VerifyError::Write {
+            safetensors::SafeTensorError::IoError(error) => FormatError::Io {
                 path: path.to_path_buf(),
-                source,
+                error,
             },
-            other => VerifyError::Safetensors {
+            other => FormatError::Record {
                 path: path.to_path_buf(),
-                reason: format!("{other:?}"),
+                message: format!("cannot write as safetensors: {other:?}"),
             },
         })
     }

@@ -1,17 +1,17 @@
-//! The downstream feature formats (`docs/formats.md` (a)–(d)) read back as verify
-//! records: the canonical final record (`boxes`, `features`, `objects_id`/`objects_conf`,
+//! The downstream feature formats (`docs/formats.md` (a)–(d)) read back as tensor records
+//! ([`crate::tensors::Record`]): the canonical final record (`boxes`, `features`, `objects_id`/`objects_conf`,
 //! `attrs_id`/`attrs_conf`, the image size as `orig_h`/`orig_w` metadata) with each format's own
 //! conventions undone. What a format cannot hold is listed by [`Format::carries`] and explained
 //! by [`Format::notes`].
 use std::path::Path;
 
-use butd_formats::{NdArray, NpyDtype, UniterEntry, UniterOptions, VqaImage};
+use crate::{NdArray, NpyDtype, UniterEntry, UniterOptions, VqaImage};
 use butd_host::select::argmax_skipping_background;
 use safetensors::Dtype;
 use serde::{Deserialize, Serialize};
 
 use crate::resolution::{Half, Resolution};
-use crate::tensor::{Record, Tensor};
+use crate::tensors::{Record, Tensor};
 
 /// Where a side's images come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -166,7 +166,7 @@ fn widen(values: &[f32]) -> Vec<f64> {
 }
 
 /// A TSV row (docs/formats.md (a), (b)), as the format readers give it.
-pub fn from_tsv(r: &butd_formats::Record, path: &Path) -> Record {
+pub fn from_tsv(r: &crate::Record, path: &Path) -> Record {
     let k = r.num_boxes();
     let mut rec = Record {
         path: path.to_path_buf(),
@@ -489,7 +489,7 @@ mod tests {
         let boxes = [[0.0f32, 3.5, 449.75, 120.0], [10.0, 0.0, 30.0, 299.0]];
         let spatial = boxes
             .iter()
-            .map(|b| butd_formats::normalized_box(b, w, h))
+            .map(|b| crate::normalized_box(b, w, h))
             .collect();
         let img = VqaImage {
             image_id: 1,
