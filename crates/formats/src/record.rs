@@ -1,6 +1,7 @@
 //! The canonical record (one safetensors file per image, `butd extract`'s output and the golden
 //! files' layout, `golden/README.md`) reduced to what downstream formats store. Tensor names
 //! and metadata keys are the record contract's (`butd-record`).
+use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
 
@@ -167,135 +168,173 @@ impl Record {
         // SAFETY: the map is read-only and dropped before returning; records are written by
         // rename, never modified in place.
         let map = unsafe { memmap2::Mmap::map(&file) }.map_err(FormatError::io(path))?;
-        let bad = |message: String| FormatError::Record {
-            path: path.to_path_buf(),
-            message,
-        };
+        let bad = |message: String| record_error(path, message);
         let (_, header) = SafeTensors::read_metadata(&map)
             .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
         let st = SafeTensors::deserialize(&map)
             .map_err(|e| bad(format!("not a safetensors file: {e}")))?;
-        let metadata = header.metadata().clone().unwrap_or_default();
-        let tensor = |name: &str| st.tensor(name).ok();
-
-        let Some(boxes_view) = tensor(t::BOXES) else {
-            let reason = metadata
-                .get(meta::CAFFE_RESULT)
-                .cloned()
-                .unwrap_or_else(|| "no `boxes` tensor".into());
-            return Err(FormatError::NoDetections {
-                path: path.to_path_buf(),
-                reason,
-            });
-        };
-        let (shape, flat) = values(
+        let r = RecordFile {
             path,
+            st: &st,
+            metadata: header.metadata().clone().unwrap_or_default(),
+        };
+        let boxes = r.boxes()?;
+        let k = boxes.len();
+        let (features, feature_dim) = r.features(k)?;
+        let (conf, soft_labels) = r.uniter_view(k)?;
+        let image_id = policy.image_id(&Record::record_id(path)).map_err(bad)?;
+        Ok(Record {
+            image_id,
+            image_h: r.dim(meta::ORIG_H)?,
+            image_w: r.dim(meta::ORIG_W)?,
+            boxes,
+            features,
+            feature_dim,
+            objects_id: r.per_box(t::OBJECTS_ID, Dtype::I64, k, i64_le)?,
+            objects_conf: r.per_box(t::OBJECTS_CONF, Dtype::F32, k, f32_le)?,
+            attrs_id: r.per_box(t::ATTRS_ID, Dtype::I64, k, i64_le)?,
+            attrs_conf: r.per_box(t::ATTRS_CONF, Dtype::F32, k, f32_le)?,
+            conf,
+            soft_labels,
+        })
+    }
+}
+
+fn record_error(path: &Path, message: String) -> FormatError {
+    FormatError::Record {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+/// A record file being read: its tensors, its metadata and the path every error names.
+struct RecordFile<'a> {
+    path: &'a Path,
+    st: &'a SafeTensors<'a>,
+    metadata: HashMap<String, String>,
+}
+
+impl RecordFile<'_> {
+    fn tensor(&self, name: &str) -> Option<TensorView<'_>> {
+        self.st.tensor(name).ok()
+    }
+
+    /// The kept boxes, K × 4; none (no `boxes` tensor, or K = 0) is
+    /// [`FormatError::NoDetections`].
+    fn boxes(&self) -> Result<Vec<[f32; 4]>, FormatError> {
+        let no_detections = |reason: String| FormatError::NoDetections {
+            path: self.path.to_path_buf(),
+            reason,
+        };
+        let Some(view) = self.tensor(t::BOXES) else {
+            let reason = self.metadata.get(meta::CAFFE_RESULT).cloned();
+            return Err(no_detections(
+                reason.unwrap_or_else(|| "no `boxes` tensor".into()),
+            ));
+        };
+        let (_, flat) = values(
+            self.path,
             t::BOXES,
-            &boxes_view,
+            &view,
             Dtype::F32,
             &[None, Some(4)],
             f32_le,
         )?;
-        let k = shape[0];
-        if k == 0 {
-            return Err(FormatError::NoDetections {
-                path: path.to_path_buf(),
-                reason: "0 kept boxes".into(),
-            });
+        if flat.is_empty() {
+            return Err(no_detections("0 kept boxes".into()));
         }
-        let boxes = flat
+        Ok(flat
             .chunks_exact(4)
             .map(|b| [b[0], b[1], b[2], b[3]])
-            .collect();
+            .collect())
+    }
 
-        let features_view =
-            tensor(t::FEATURES).ok_or_else(|| bad("no `features` tensor".into()))?;
-        let (shape, features) = values(
-            path,
-            t::FEATURES,
-            &features_view,
-            Dtype::F32,
-            &[Some(k), None],
-            f32_le,
-        )?;
-        let feature_dim = shape[1];
+    /// The `features` rows of the `k` boxes and their width.
+    fn features(&self, k: usize) -> Result<(Vec<f32>, usize), FormatError> {
+        let view = self
+            .tensor(t::FEATURES)
+            .ok_or_else(|| record_error(self.path, "no `features` tensor".into()))?;
+        let shape = &[Some(k), None];
+        let (shape, features) = values(self.path, t::FEATURES, &view, Dtype::F32, shape, f32_le)?;
+        Ok((features, shape[1]))
+    }
 
-        let per_box_i64 = |name: &str| -> Result<Option<Vec<i64>>, FormatError> {
-            tensor(name)
-                .map(|v| values(path, name, &v, Dtype::I64, &[Some(k)], i64_le).map(|(_, x)| x))
-                .transpose()
-        };
-        let per_box_f32 = |name: &str| -> Result<Option<Vec<f32>>, FormatError> {
-            tensor(name)
-                .map(|v| values(path, name, &v, Dtype::F32, &[Some(k)], f32_le).map(|(_, x)| x))
-                .transpose()
-        };
+    /// A per-box tensor of `k` values of `dtype`, when the record has it.
+    fn per_box<T>(
+        &self,
+        name: &str,
+        dtype: Dtype,
+        k: usize,
+        decode: impl Fn(&[u8]) -> T,
+    ) -> Result<Option<Vec<T>>, FormatError> {
+        self.tensor(name)
+            .map(|v| values(self.path, name, &v, dtype, &[Some(k)], decode).map(|(_, x)| x))
+            .transpose()
+    }
 
-        let keep = per_box_i64(t::KEEP)?;
-        let (conf, soft_labels) = match keep {
+    /// UNITER's per-region `conf` and `soft_labels`: `max_conf[keep]` and `cls_prob[keep]`
+    /// (generate_npz.py) when the record has `keep` and those roi tensors; the record's own
+    /// `soft_labels` tensor (`butd extract --soft-labels`) takes precedence.
+    #[allow(clippy::type_complexity)]
+    fn uniter_view(&self, k: usize) -> Result<(Option<Vec<f64>>, Option<Vec<f32>>), FormatError> {
+        let (conf, gathered) = match self.per_box(t::KEEP, Dtype::I64, k, i64_le)? {
             None => (None, None),
-            Some(keep) => {
-                let max_conf = tensor(t::MAX_CONF)
-                    .map(|v| {
-                        values(path, t::MAX_CONF, &v, Dtype::F64, &[None], f64_le).map(|(_, x)| x)
-                    })
-                    .transpose()?;
-                let r = max_conf.as_ref().map(Vec::len);
-                let cls_prob = tensor(t::CLS_PROB)
-                    .map(|v| values(path, t::CLS_PROB, &v, Dtype::F32, &[r, None], f32_le))
-                    .transpose()?;
-                let rows = max_conf
-                    .as_ref()
-                    .map(Vec::len)
-                    .or(cls_prob.as_ref().map(|(s, _)| s[0]))
-                    .unwrap_or(0);
-                let keep: Vec<usize> = keep
-                    .iter()
-                    .map(|&i| usize::try_from(i).ok().filter(|&i| i < rows))
-                    .collect::<Option<_>>()
-                    .ok_or_else(|| bad(format!("`keep` has an index outside the {rows} rois")))?;
-                let conf = max_conf.map(|m| keep.iter().map(|&i| m[i]).collect());
-                let soft = cls_prob.map(|(shape, p)| {
-                    let c = shape[1];
-                    keep.iter()
-                        .flat_map(|&i| p[i * c..(i + 1) * c].iter().copied())
-                        .collect()
-                });
-                (conf, soft)
+            Some(keep) => self.gather_kept(&keep)?,
+        };
+        let soft_labels = match self.tensor(SOFT_LABELS) {
+            Some(v) => {
+                let shape = &[Some(k), None];
+                let f16 = |b: &[u8]| half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+                Some(values(self.path, SOFT_LABELS, &v, Dtype::F16, shape, f16)?.1)
             }
+            None => gathered,
         };
+        Ok((conf, soft_labels))
+    }
 
-        let soft_labels = match tensor(SOFT_LABELS) {
-            Some(v) => Some(
-                values(path, SOFT_LABELS, &v, Dtype::F16, &[Some(k), None], |b| {
-                    half::f16::from_le_bytes([b[0], b[1]]).to_f32()
-                })?
-                .1,
-            ),
-            None => soft_labels,
-        };
-        let dim = |key: &str| -> Result<usize, FormatError> {
-            let text = metadata
-                .get(key)
-                .ok_or_else(|| bad(format!("no `{key}` metadata")))?;
-            text.parse()
-                .map_err(|_| bad(format!("metadata `{key}` = {text:?} is not an integer")))
-        };
-        let image_id = policy.image_id(&Record::record_id(path)).map_err(bad)?;
-        Ok(Record {
-            image_id,
-            image_h: dim(meta::ORIG_H)?,
-            image_w: dim(meta::ORIG_W)?,
-            boxes,
-            features,
-            feature_dim,
-            objects_id: per_box_i64(t::OBJECTS_ID)?,
-            objects_conf: per_box_f32(t::OBJECTS_CONF)?,
-            attrs_id: per_box_i64(t::ATTRS_ID)?,
-            attrs_conf: per_box_f32(t::ATTRS_CONF)?,
-            conf,
-            soft_labels,
-        })
+    /// `max_conf` and `cls_prob` rows at the `keep` indices, for the roi tensors present.
+    #[allow(clippy::type_complexity)]
+    fn gather_kept(
+        &self,
+        keep: &[i64],
+    ) -> Result<(Option<Vec<f64>>, Option<Vec<f32>>), FormatError> {
+        let path = self.path;
+        let max_conf = self
+            .tensor(t::MAX_CONF)
+            .map(|v| values(path, t::MAX_CONF, &v, Dtype::F64, &[None], f64_le).map(|(_, x)| x))
+            .transpose()?;
+        let r = max_conf.as_ref().map(Vec::len);
+        let cls_prob = self
+            .tensor(t::CLS_PROB)
+            .map(|v| values(path, t::CLS_PROB, &v, Dtype::F32, &[r, None], f32_le))
+            .transpose()?;
+        let rows = r.or(cls_prob.as_ref().map(|(s, _)| s[0])).unwrap_or(0);
+        let keep: Vec<usize> = keep
+            .iter()
+            .map(|&i| usize::try_from(i).ok().filter(|&i| i < rows))
+            .collect::<Option<_>>()
+            .ok_or_else(|| {
+                record_error(path, format!("`keep` has an index outside the {rows} rois"))
+            })?;
+        let conf = max_conf.map(|m| keep.iter().map(|&i| m[i]).collect());
+        let soft = cls_prob.map(|(shape, p)| {
+            let c = shape[1];
+            keep.iter()
+                .flat_map(|&i| p[i * c..(i + 1) * c].iter().copied())
+                .collect()
+        });
+        Ok((conf, soft))
+    }
+
+    /// An integer metadata value (`orig_h`, `orig_w`).
+    fn dim(&self, key: &str) -> Result<usize, FormatError> {
+        let bad = |message: String| record_error(self.path, message);
+        let text = self
+            .metadata
+            .get(key)
+            .ok_or_else(|| bad(format!("no `{key}` metadata")))?;
+        text.parse()
+            .map_err(|_| bad(format!("metadata `{key}` = {text:?} is not an integer")))
     }
 }
 

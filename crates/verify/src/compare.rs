@@ -12,7 +12,7 @@ use crate::report::{
     RegionReport, RegionSet, Role, Severity, Status, TensorInfo, TensorReport, UnmatchedRegion,
 };
 use crate::resolution::within_resolution;
-use crate::stats::Accumulator;
+use crate::stats::{Accumulator, Stats};
 use crate::thresholds::Thresholds;
 use crate::ties::{self, Evidence, RoisDivergence, Verdict};
 use butd_formats::tensors::{dtype_name, Record, Tensor};
@@ -215,6 +215,67 @@ fn accumulate(
     }
 }
 
+/// Tensors on one side only, and dtypes that differ, gathered over the inventory and reported
+/// as one finding each.
+#[derive(Default)]
+struct Unpaired<'a> {
+    missing_required: Vec<&'a str>,
+    missing_optional: Vec<&'a str>,
+    extra: Vec<&'a str>,
+    dtypes: Vec<String>,
+}
+
+impl Unpaired<'_> {
+    fn report(self, th: &Thresholds, f: &mut Findings) {
+        if !self.missing_required.is_empty() {
+            f.push(
+                Severity::Fail,
+                Kind::MissingTensor,
+                "",
+                format!(
+                    "required tensor(s) missing in the candidate: {}",
+                    list(self.missing_required)
+                ),
+            );
+        }
+        if !self.missing_optional.is_empty() {
+            let (severity, why) = if th.required.all {
+                (Severity::Fail, "--require-all / [required] all = true")
+            } else {
+                (Severity::Warn, "compared only when present")
+            };
+            f.push(
+                severity,
+                Kind::MissingTensor,
+                "",
+                format!(
+                    "not in the candidate ({why}): {}",
+                    list(self.missing_optional)
+                ),
+            );
+        }
+        if !self.extra.is_empty() {
+            f.push(
+                Severity::Info,
+                Kind::ExtraTensor,
+                "",
+                format!("only in the candidate, not compared: {}", list(self.extra)),
+            );
+        }
+        if !self.dtypes.is_empty() {
+            f.push(
+                Severity::Warn,
+                Kind::Dtype,
+                "",
+                format!(
+                    "dtype differs (values compared as f64): {}",
+                    list(self.dtypes)
+                ),
+            );
+        }
+    }
+}
+
 /// Presence, dtype, shape, non-finite values and element-wise stats of every tensor.
 fn inventory(
     g: &Record,
@@ -230,62 +291,27 @@ fn inventory(
         .map(String::as_str)
         .filter(|n| !scope.not_carried.contains(*n))
         .collect();
-    let (mut missing_required, mut missing_optional, mut extra, mut dtypes) =
-        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut unpaired = Unpaired::default();
     let mut out = Vec::new();
     for name in names {
         let role = role_of(name);
         let (gt, ct) = (g.get(name), c.get(name));
-        let mut by_index = None;
-        let mut half_precision = None;
+        let (mut by_index, mut half_precision) = (None, None);
         match (gt, ct) {
             (Some(_), None) if th.required.tensors.iter().any(|r| r == name) => {
-                missing_required.push(name)
+                unpaired.missing_required.push(name)
             }
-            (Some(_), None) => missing_optional.push(name),
-            (None, _) => extra.push(name),
+            (Some(_), None) => unpaired.missing_optional.push(name),
+            (None, _) => unpaired.extra.push(name),
             (Some(gt), Some(ct)) => {
                 if gt.dtype != ct.dtype {
-                    dtypes.push(format!(
+                    unpaired.dtypes.push(format!(
                         "{name} {} vs golden {}",
                         dtype_name(ct.dtype),
                         dtype_name(gt.dtype)
                     ));
                 }
-                if comparable(role, gt, ct) {
-                    let n = gt.rows().min(ct.rows()) * gt.row_len();
-                    let n = if role == Role::Dense {
-                        gt.values.len()
-                    } else {
-                        n
-                    };
-                    let mut acc = Accumulator::default();
-                    half_precision = accumulate(&mut acc, (gt, 0), (ct, 0), n);
-                    by_index = Some(acc.finish());
-                } else {
-                    f.push(
-                        Severity::Fail,
-                        Kind::Shape,
-                        name,
-                        format!("shape {:?}, golden {:?}", ct.shape, gt.shape),
-                    );
-                }
-                let whole = gt.shape == ct.shape;
-                let nonfinite = match &by_index {
-                    Some(s) if whole => s.nonfinite,
-                    _ => ct.nonfinite(),
-                };
-                if nonfinite > 0 {
-                    let first = ct.values.iter().position(|v| !v.is_finite()).unwrap_or(0);
-                    f.push(
-                        Severity::Fail,
-                        Kind::Nonfinite,
-                        name,
-                        format!(
-                            "{nonfinite} NaN/inf value(s) in the candidate, first at flat index {first}"
-                        ),
-                    );
-                }
+                (by_index, half_precision) = compare_by_index(name, role, gt, ct, f);
             }
         }
         out.push(TensorReport {
@@ -299,47 +325,53 @@ fn inventory(
             half_precision,
         });
     }
-    if !missing_required.is_empty() {
+    unpaired.report(th, f);
+    out
+}
+
+/// Element-wise stats of a tensor both sides have (its shape permitting), with the findings on
+/// shape and non-finite candidate values.
+fn compare_by_index(
+    name: &str,
+    role: Role,
+    gt: &Tensor,
+    ct: &Tensor,
+    f: &mut Findings,
+) -> (Option<Stats>, Option<HalfPrecision>) {
+    let mut by_index = None;
+    let mut half_precision = None;
+    if comparable(role, gt, ct) {
+        let n = if role == Role::Dense {
+            gt.values.len()
+        } else {
+            gt.rows().min(ct.rows()) * gt.row_len()
+        };
+        let mut acc = Accumulator::default();
+        half_precision = accumulate(&mut acc, (gt, 0), (ct, 0), n);
+        by_index = Some(acc.finish());
+    } else {
         f.push(
             Severity::Fail,
-            Kind::MissingTensor,
-            "",
-            format!(
-                "required tensor(s) missing in the candidate: {}",
-                list(missing_required)
-            ),
+            Kind::Shape,
+            name,
+            format!("shape {:?}, golden {:?}", ct.shape, gt.shape),
         );
     }
-    if !missing_optional.is_empty() {
-        let (severity, why) = if th.required.all {
-            (Severity::Fail, "--require-all / [required] all = true")
-        } else {
-            (Severity::Warn, "compared only when present")
-        };
+    let whole = gt.shape == ct.shape;
+    let nonfinite = match &by_index {
+        Some(s) if whole => s.nonfinite,
+        _ => ct.nonfinite(),
+    };
+    if nonfinite > 0 {
+        let first = ct.values.iter().position(|v| !v.is_finite()).unwrap_or(0);
         f.push(
-            severity,
-            Kind::MissingTensor,
-            "",
-            format!("not in the candidate ({why}): {}", list(missing_optional)),
+            Severity::Fail,
+            Kind::Nonfinite,
+            name,
+            format!("{nonfinite} NaN/inf value(s) in the candidate, first at flat index {first}"),
         );
     }
-    if !extra.is_empty() {
-        f.push(
-            Severity::Info,
-            Kind::ExtraTensor,
-            "",
-            format!("only in the candidate, not compared: {}", list(extra)),
-        );
-    }
-    if !dtypes.is_empty() {
-        f.push(
-            Severity::Warn,
-            Kind::Dtype,
-            "",
-            format!("dtype differs (values compared as f64): {}", list(dtypes)),
-        );
-    }
-    out
+    (by_index, half_precision)
 }
 
 /// The golden run died after a proposal layer that returned no rois (README "Crash record"):

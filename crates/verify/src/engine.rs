@@ -6,7 +6,7 @@
 //! per-image reports, of which passing images beyond [`Options::detail`] keep only their status
 //! and findings.
 use std::collections::{BTreeMap, HashSet};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{sync_channel, SyncSender};
 use std::sync::Mutex;
@@ -325,6 +325,35 @@ struct Shared<'a> {
     progress: Option<&'a (dyn Fn(&Progress) + Sync)>,
 }
 
+/// Numbers the image pairs and hands them to the workers.
+struct Dispatch<'a> {
+    tx: &'a SyncSender<Work>,
+    seq: usize,
+    /// The golden path, which an error names.
+    path: PathBuf,
+}
+
+impl Dispatch<'_> {
+    fn send(
+        &mut self,
+        key: &str,
+        golden: Result<Raw, String>,
+        candidate: Result<Raw, String>,
+    ) -> Result<(), VerifyError> {
+        let work = Work {
+            seq: self.seq,
+            key: key.to_string(),
+            golden,
+            candidate,
+        };
+        self.seq += 1;
+        self.tx.send(work).map_err(|_| VerifyError::Source {
+            path: self.path.clone(),
+            message: "internal: the comparison workers stopped".into(),
+        })
+    }
+}
+
 /// Reads both sides, pairs images by key and hands the pairs to the workers.
 fn produce<'m>(
     g: &mut Side<'m>,
@@ -339,126 +368,140 @@ fn produce<'m>(
         common_only,
         ..Tally::default()
     };
-    let mut seq = 0usize;
-    let golden_path = g.meta.path.clone();
-    let mut send = |key: &str, golden, candidate| -> Result<(), VerifyError> {
-        let work = Work {
-            seq,
-            key: key.to_string(),
-            golden,
-            candidate,
-        };
-        seq += 1;
-        tx.send(work).map_err(|_| VerifyError::Source {
-            path: golden_path.clone(),
-            message: "internal: the comparison workers stopped".into(),
-        })
+    let mut out = Dispatch {
+        tx,
+        seq: 0,
+        path: g.meta.path.clone(),
     };
     match plan {
-        Plan::Listed => {
-            let mut gi = index_by_key(&mut g.reader, g.meta, &g.keyer)?;
-            let mut ci = index_by_key(&mut c.reader, c.meta, &c.keyer)?;
-            t.problems(true, g.meta, &mut gi);
-            t.problems(false, c.meta, &mut ci);
-            let chosen: Vec<usize> = match sample {
-                Some(s) => choose_sample(&gi.entries, s),
-                None => (0..gi.entries.len()).collect(),
-            };
-            *shared.total.lock().unwrap_or_else(|e| e.into_inner()) = Some(chosen.len());
-            let mut visited = vec![false; ci.entries.len()];
-            for &i in &chosen {
-                let (key, gloc) = &gi.entries[i];
-                match ci.by_key.get(key) {
-                    None => t.missing(key, g.meta, Some(gloc), c.meta),
-                    Some(&j) => {
-                        visited[j] = true;
-                        let graw = g.reader.fetch(g.meta, gloc);
-                        let craw = c.reader.fetch(c.meta, &ci.entries[j].1);
-                        send(key, graw, craw)?;
-                    }
-                }
-            }
-            if sample.is_none() {
-                for (j, (key, loc)) in ci.entries.iter().enumerate() {
-                    if !visited[j] {
-                        t.extra(key, c.meta, Some(loc), g.meta);
-                    }
-                }
-            }
-            t.golden_images = gi.entries.len();
-            t.candidate_images = ci.entries.len();
-        }
-        Plan::StreamGolden | Plan::StreamCandidate => {
-            let golden_streams = plan == Plan::StreamGolden;
-            let (streamed, listed) = if golden_streams {
-                (&mut *g, &mut *c)
-            } else {
-                (&mut *c, &mut *g)
-            };
-            let mut index = index_by_key(&mut listed.reader, listed.meta, &listed.keyer)?;
-            t.problems(!golden_streams, listed.meta, &mut index);
-            let mut visited = vec![false; index.entries.len()];
-            let mut seen = HashSet::new();
-            while let Some((line, bytes)) = streamed.reader.next_line()? {
-                shared
-                    .bytes
-                    .store(streamed.reader.position(), Ordering::Relaxed);
-                let native = first_field(&bytes);
-                let key = match streamed.keyer.key(&native) {
-                    Ok(key) => key,
-                    Err(reason) => {
-                        t.problem(
-                            golden_streams,
-                            streamed.meta,
-                            Problem::Unmapped { native, reason },
-                        );
-                        continue;
-                    }
-                };
-                if !seen.insert(key.clone()) {
-                    let at = format!("line {line}");
-                    t.problem(
-                        golden_streams,
-                        streamed.meta,
-                        Problem::Duplicate { key, at },
-                    );
-                    continue;
-                }
-                let Some(&j) = index.by_key.get(&key) else {
-                    if golden_streams {
-                        t.missing(&key, streamed.meta, None, listed.meta);
-                    } else {
-                        t.extra(&key, streamed.meta, None, listed.meta);
-                    }
-                    continue;
-                };
-                visited[j] = true;
-                let mine = Ok(Raw::Line { bytes, line });
-                let theirs = listed.reader.fetch(listed.meta, &index.entries[j].1);
-                if golden_streams {
-                    send(&key, mine, theirs)?;
-                } else {
-                    send(&key, theirs, mine)?;
-                }
-            }
-            for (j, (key, loc)) in index.entries.iter().enumerate() {
-                if !visited[j] {
-                    if golden_streams {
-                        t.extra(key, listed.meta, Some(loc), streamed.meta);
-                    } else {
-                        t.missing(key, listed.meta, Some(loc), streamed.meta);
-                    }
-                }
-            }
-            let (streamed_n, listed_n) = (seen.len(), index.entries.len());
-            (t.golden_images, t.candidate_images) = if golden_streams {
-                (streamed_n, listed_n)
-            } else {
-                (listed_n, streamed_n)
-            };
-        }
+        Plan::Listed => pair_listed(g, c, sample, &mut t, &mut out, shared)?,
+        Plan::StreamGolden => pair_streamed(g, c, true, &mut t, &mut out, shared)?,
+        Plan::StreamCandidate => pair_streamed(c, g, false, &mut t, &mut out, shared)?,
     }
     Ok(t)
+}
+
+/// Both sides listed: the golden images (or the sample of them) in golden order, each looked
+/// up in the candidate; candidate images never visited are extra.
+fn pair_listed(
+    g: &mut Side<'_>,
+    c: &mut Side<'_>,
+    sample: Option<Sample>,
+    t: &mut Tally,
+    out: &mut Dispatch<'_>,
+    shared: &Shared,
+) -> Result<(), VerifyError> {
+    let mut gi = index_by_key(&mut g.reader, g.meta, &g.keyer)?;
+    let mut ci = index_by_key(&mut c.reader, c.meta, &c.keyer)?;
+    t.problems(true, g.meta, &mut gi);
+    t.problems(false, c.meta, &mut ci);
+    let chosen: Vec<usize> = match sample {
+        Some(s) => choose_sample(&gi.entries, s),
+        None => (0..gi.entries.len()).collect(),
+    };
+    *shared.total.lock().unwrap_or_else(|e| e.into_inner()) = Some(chosen.len());
+    let mut visited = vec![false; ci.entries.len()];
+    for &i in &chosen {
+        let (key, gloc) = &gi.entries[i];
+        match ci.by_key.get(key) {
+            None => t.missing(key, g.meta, Some(gloc), c.meta),
+            Some(&j) => {
+                visited[j] = true;
+                let graw = g.reader.fetch(g.meta, gloc);
+                let craw = c.reader.fetch(c.meta, &ci.entries[j].1);
+                out.send(key, graw, craw)?;
+            }
+        }
+    }
+    if sample.is_none() {
+        for (j, (key, loc)) in ci.entries.iter().enumerate() {
+            if !visited[j] {
+                t.extra(key, c.meta, Some(loc), g.meta);
+            }
+        }
+    }
+    t.golden_images = gi.entries.len();
+    t.candidate_images = ci.entries.len();
+    Ok(())
+}
+
+/// One side streamed line by line (a TSV), each line's image looked up in the other, listed
+/// side; `golden_streams` says which side `streamed` is.
+fn pair_streamed(
+    streamed: &mut Side<'_>,
+    listed: &mut Side<'_>,
+    golden_streams: bool,
+    t: &mut Tally,
+    out: &mut Dispatch<'_>,
+    shared: &Shared,
+) -> Result<(), VerifyError> {
+    let mut index = index_by_key(&mut listed.reader, listed.meta, &listed.keyer)?;
+    t.problems(!golden_streams, listed.meta, &mut index);
+    let mut visited = vec![false; index.entries.len()];
+    let mut seen = HashSet::new();
+    while let Some((line, bytes)) = streamed.reader.next_line()? {
+        shared
+            .bytes
+            .store(streamed.reader.position(), Ordering::Relaxed);
+        let Some(key) = streamed_key(streamed, golden_streams, line, &bytes, &mut seen, t) else {
+            continue;
+        };
+        let Some(&j) = index.by_key.get(&key) else {
+            if golden_streams {
+                t.missing(&key, streamed.meta, None, listed.meta);
+            } else {
+                t.extra(&key, streamed.meta, None, listed.meta);
+            }
+            continue;
+        };
+        visited[j] = true;
+        let mine = Ok(Raw::Line { bytes, line });
+        let theirs = listed.reader.fetch(listed.meta, &index.entries[j].1);
+        if golden_streams {
+            out.send(&key, mine, theirs)?;
+        } else {
+            out.send(&key, theirs, mine)?;
+        }
+    }
+    for (j, (key, loc)) in index.entries.iter().enumerate() {
+        if !visited[j] {
+            if golden_streams {
+                t.extra(key, listed.meta, Some(loc), streamed.meta);
+            } else {
+                t.missing(key, listed.meta, Some(loc), streamed.meta);
+            }
+        }
+    }
+    let (streamed_n, listed_n) = (seen.len(), index.entries.len());
+    (t.golden_images, t.candidate_images) = if golden_streams {
+        (streamed_n, listed_n)
+    } else {
+        (listed_n, streamed_n)
+    };
+    Ok(())
+}
+
+/// The pairing key of a streamed line, first seen; `None` (and the problem tallied) when its id
+/// cannot be keyed or was seen before.
+fn streamed_key(
+    streamed: &Side<'_>,
+    golden_streams: bool,
+    line: usize,
+    bytes: &[u8],
+    seen: &mut HashSet<String>,
+    t: &mut Tally,
+) -> Option<String> {
+    let native = first_field(bytes);
+    let problem = match streamed.keyer.key(&native) {
+        Err(reason) => Problem::Unmapped { native, reason },
+        Ok(key) if seen.insert(key.clone()) => return Some(key),
+        Ok(key) => Problem::Duplicate {
+            key,
+            at: format!("line {line}"),
+        },
+    };
+    t.problem(golden_streams, streamed.meta, problem);
+    None
 }
 
 /// UNITER's img_db holds the first `nbb` rows of each image (`convert_imgdir.py`): the other
