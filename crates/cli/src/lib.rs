@@ -14,7 +14,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod cmd;
-mod error_text;
 
 #[derive(Parser)]
 #[command(
@@ -79,7 +78,7 @@ where
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", error_text::error_text(&e));
+            eprintln!("error: {}", butd_exe::error_text(&e));
             ExitCode::from(2)
         }
     }

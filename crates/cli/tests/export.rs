@@ -107,6 +107,20 @@ fn butd(args: &[&str], dir: &Path) -> Output {
         .unwrap()
 }
 
+/// `butd export --records RECORDS --format FORMAT -o OUT EXTRA…`, run in `dir`.
+fn export(dir: &Path, records: &str, format: &str, out: &str, extra: &[&str]) -> Output {
+    let args = [
+        "export",
+        "--records",
+        records,
+        "--format",
+        format,
+        "-o",
+        out,
+    ];
+    butd(&[&args[..], extra].concat(), dir)
+}
+
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
@@ -135,18 +149,7 @@ fn the_exported_id_is_the_record_id_not_the_image_file_name() {
         ..Rec::new("b_1")
     }
     .write(&d.join("recs"));
-    let o = butd(
-        &[
-            "export",
-            "--records",
-            "recs",
-            "--format",
-            "lxmert-tsv",
-            "-o",
-            "out.tsv",
-        ],
-        d,
-    );
+    let o = export(d, "recs", "lxmert-tsv", "out.tsv", &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(tsv_ids(&d.join("out.tsv")), ["a_1", "b_1"]);
 }
@@ -157,18 +160,7 @@ fn two_records_giving_one_id_are_refused() {
     let d = dir.path();
     Rec::new("COCO_1").write(&d.join("recs"));
     Rec::new("VG_0001").write(&d.join("recs"));
-    let o = butd(
-        &[
-            "export",
-            "--records",
-            "recs",
-            "--format",
-            "butd-tsv",
-            "-o",
-            "out.tsv",
-        ],
-        d,
-    );
+    let o = export(d, "recs", "butd-tsv", "out.tsv", &[]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("both give the image id \"1\""),
@@ -184,37 +176,21 @@ fn id_map_values_and_name_prefixes_cannot_leave_the_output() {
     let d = dir.path();
     Rec::new("coffee").write(&d.join("recs"));
     std::fs::write(d.join("map.json"), r#"{"coffee": "../../x"}"#).unwrap();
-    let o = butd(
-        &[
-            "export",
-            "--records",
-            "recs",
-            "--format",
-            "uniter-npz",
-            "-o",
-            "npz",
-            "--id-map",
-            "map.json",
-            "--without-soft-labels",
-        ],
+    let o = export(
         d,
+        "recs",
+        "uniter-npz",
+        "npz",
+        &["--id-map", "map.json", "--without-soft-labels"],
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("cannot name a file"), "{}", stderr(&o));
-    let o = butd(
-        &[
-            "export",
-            "--records",
-            "recs",
-            "--format",
-            "uniter-npz",
-            "-o",
-            "npz",
-            "--name-prefix",
-            "../x_",
-            "--without-soft-labels",
-        ],
+    let o = export(
         d,
+        "recs",
+        "uniter-npz",
+        "npz",
+        &["--name-prefix", "../x_", "--without-soft-labels"],
     );
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--name-prefix"), "{}", stderr(&o));
@@ -262,18 +238,7 @@ fn non_finite_features_a_wrong_width_and_label_ids_out_of_range_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         rec.write(&d.join("recs"));
-        let o = butd(
-            &[
-                "export",
-                "--records",
-                "recs",
-                "--format",
-                "lxmert-tsv",
-                "-o",
-                "o.tsv",
-            ],
-            d,
-        );
+        let o = export(d, "recs", "lxmert-tsv", "o.tsv", &[]);
         assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
         assert!(stderr(&o).contains(expected), "{expected}: {}", stderr(&o));
         assert!(!d.join("o.tsv").exists());
@@ -286,23 +251,14 @@ fn append_twice_writes_each_id_once() {
     let d = dir.path();
     Rec::new("1").write(&d.join("recs"));
     Rec::new("2").write(&d.join("recs"));
-    let args = [
-        "export",
-        "--records",
-        "recs",
-        "--format",
-        "butd-tsv",
-        "-o",
-        "o.tsv",
-        "--append",
-    ];
+    let append = || export(d, "recs", "butd-tsv", "o.tsv", &["--append"]);
     for _ in 0..2 {
-        let o = butd(&args, d);
+        let o = append();
         assert!(o.status.success(), "{}", stderr(&o));
     }
     assert_eq!(tsv_ids(&d.join("o.tsv")), ["1", "2"]);
     Rec::new("3").write(&d.join("recs"));
-    let o = butd(&args, d);
+    let o = append();
     assert!(
         stderr(&o).contains("2 already in the file skipped"),
         "{}",
@@ -316,17 +272,8 @@ fn a_failed_append_leaves_the_file_as_it_was_and_a_torn_row_is_cut_off() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     Rec::new("1").write(&d.join("recs"));
-    let args = [
-        "export",
-        "--records",
-        "recs",
-        "--format",
-        "butd-tsv",
-        "-o",
-        "o.tsv",
-        "--append",
-    ];
-    assert!(butd(&args, d).status.success());
+    let append = || export(d, "recs", "butd-tsv", "o.tsv", &["--append"]);
+    assert!(append().status.success());
     let before = std::fs::read(d.join("o.tsv")).unwrap();
     // Record 2 is written, then record 3 (NaN) fails the run: no row of 2 may stay.
     Rec::new("2").write(&d.join("recs"));
@@ -335,14 +282,14 @@ fn a_failed_append_leaves_the_file_as_it_was_and_a_torn_row_is_cut_off() {
         ..Rec::new("3")
     }
     .write(&d.join("recs"));
-    assert_eq!(butd(&args, d).status.code(), Some(2));
+    assert_eq!(append().status.code(), Some(2));
     assert_eq!(std::fs::read(d.join("o.tsv")).unwrap(), before);
     // A killed writer's half row: cut off at the next append.
     std::fs::remove_file(d.join("recs/3.safetensors")).unwrap();
     let mut torn = before.clone();
     torn.extend_from_slice(b"2\t200\t100\t2\tAAAA");
     std::fs::write(d.join("o.tsv"), torn).unwrap();
-    let o = butd(&args, d);
+    let o = append();
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("torn last row"), "{}", stderr(&o));
     assert_eq!(tsv_ids(&d.join("o.tsv")), ["1", "2"]);
@@ -353,18 +300,7 @@ fn uniter_exports_use_the_soft_labels_tensor_and_the_error_names_the_option() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     Rec::new("plain").write(&d.join("plain"));
-    let o = butd(
-        &[
-            "export",
-            "--records",
-            "plain",
-            "--format",
-            "uniter-npz",
-            "-o",
-            "npz",
-        ],
-        d,
-    );
+    let o = export(d, "plain", "uniter-npz", "npz", &[]);
     assert_eq!(o.status.code(), Some(2));
     assert!(
         stderr(&o).contains("butd extract --soft-labels"),
@@ -376,18 +312,7 @@ fn uniter_exports_use_the_soft_labels_tensor_and_the_error_names_the_option() {
         ..Rec::new("soft")
     }
     .write(&d.join("soft"));
-    let o = butd(
-        &[
-            "export",
-            "--records",
-            "soft",
-            "--format",
-            "uniter-npz",
-            "-o",
-            "npz",
-        ],
-        d,
-    );
+    let o = export(d, "soft", "uniter-npz", "npz", &[]);
     assert!(o.status.success(), "{}", stderr(&o));
     let entry = butd_formats::read_uniter_npz(&d.join("npz/soft.npz")).unwrap();
     let soft = entry.get("soft_labels").expect("soft_labels in the npz");
@@ -408,16 +333,7 @@ fn an_obj36_export_of_a_folder_with_two_selections_is_refused_unless_told() {
         ..Rec::new("b")
     }
     .write(&d.join("recs"));
-    let args = [
-        "export",
-        "--records",
-        "recs",
-        "--format",
-        "lxmert-tsv",
-        "-o",
-        "obj36.tsv",
-    ];
-    let o = butd(&args, d);
+    let o = export(d, "recs", "lxmert-tsv", "obj36.tsv", &[]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("\"fixed 36\"") && stderr(&o).contains("\"adaptive 10–100 boxes"),
@@ -425,23 +341,16 @@ fn an_obj36_export_of_a_folder_with_two_selections_is_refused_unless_told() {
         stderr(&o)
     );
     assert!(!d.join("obj36.tsv").exists());
-    let o = butd(&[&args[..], &["--allow-mixed-selections"]].concat(), d);
+    let o = export(
+        d,
+        "recs",
+        "lxmert-tsv",
+        "obj36.tsv",
+        &["--allow-mixed-selections"],
+    );
     assert!(o.status.success(), "{}", stderr(&o));
     // BUTD TSV holds any mix (generate_tsv's own output is adaptive).
     std::fs::write(d.join("ids.json"), r#"{"a": 1, "b": 2}"#).unwrap();
-    let o = butd(
-        &[
-            "export",
-            "--records",
-            "recs",
-            "--format",
-            "butd-tsv",
-            "-o",
-            "b.tsv",
-            "--id-map",
-            "ids.json",
-        ],
-        d,
-    );
+    let o = export(d, "recs", "butd-tsv", "b.tsv", &["--id-map", "ids.json"]);
     assert!(o.status.success(), "{}", stderr(&o));
 }

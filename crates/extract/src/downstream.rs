@@ -48,15 +48,6 @@ pub fn records_dir(file: &Path) -> PathBuf {
     file.with_file_name(name)
 }
 
-/// `butd` beside the running `butd-extract` (they are built and installed together), else PATH.
-fn butd_executable() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.join("butd")))
-        .filter(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("butd"))
-}
-
 /// After the extraction (exit status `extracted`): `butd export` of every record into `file`.
 /// The run's status stays 1 when images failed (they are in `failures.tsv` and not in the
 /// file); an export that fails makes it 2.
@@ -64,7 +55,7 @@ pub fn export(format: ExportFormat, records: &Path, file: &Path, extracted: Exit
     let name = clap::ValueEnum::to_possible_value(&format)
         .map(|v| v.get_name().to_string())
         .unwrap_or_default();
-    let butd = butd_executable();
+    let butd = butd_exe::sibling_executable("butd");
     let status = Command::new(&butd)
         .arg("export")
         .arg("--records")

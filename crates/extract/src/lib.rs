@@ -17,8 +17,6 @@
 //! run goes on), 2 on usage, input-list or weights errors (nothing was extracted).
 
 mod downstream;
-#[path = "../../cli/src/error_text.rs"]
-mod error_text;
 mod inputs;
 mod output;
 mod provenance;
@@ -171,7 +169,7 @@ where
             None => code,
         },
         Err(e) => {
-            eprintln!("error: {}", error_text::error_text(&e));
+            eprintln!("error: {}", butd_exe::error_text(&e));
             ExitCode::from(2)
         }
     }
@@ -332,13 +330,25 @@ fn prepare_with_sha256(path: &Path) -> Result<(Prepared, String), butd_preproces
     Ok((Prepared { image, input }, provenance::sha256_bytes(&bytes)))
 }
 
+/// What every image of a run is extracted with, and where its record goes.
+struct Work<'a> {
+    detector: &'a Detector,
+    opts: &'a DetectOptions,
+    out: &'a OutDir,
+    info: &'a RecordInfo,
+}
+
 fn extract_one(
-    detector: &Detector,
-    opts: &DetectOptions,
-    (input, prepared): (&Input, Result<(Prepared, String), butd_preprocess::Error>),
-    out: &OutDir,
-    info: &RecordInfo,
+    work: &Work,
+    input: &Input,
+    prepared: Result<(Prepared, String), butd_preprocess::Error>,
 ) -> anyhow::Result<Outcome> {
+    let Work {
+        detector,
+        opts,
+        out,
+        info,
+    } = *work;
     let (prepared, image_sha256) = prepared?;
     let mut info = RecordInfo {
         image_name: input
@@ -464,6 +474,72 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("--precision: {e}"))?;
     let select = select_config(&args)?;
     weights_check::check(&args.weights)?;
+    let (inputs, total) = shard_inputs(&args)?;
+    let ids: Vec<String> = inputs.iter().map(|i| i.id.clone()).collect();
+
+    let out = OutDir::open(&args.out)?;
+    let removed = out.remove_temp_files()?;
+    if removed > 0 {
+        eprintln!("removed {removed} unfinished record file(s) of an interrupted run");
+    }
+    let failures_path = out.path().join(FAILURES_FILE);
+    let earlier = read_failures(&failures_path)?;
+    let failed: HashSet<&str> = earlier.iter().map(|f| f.id.as_str()).collect();
+    let provenance = Provenance::of_run(&args.weights, &select, precision.record_value())?;
+    let mixed = Mixed::of(&args);
+    let plan = plan(
+        inputs,
+        &out,
+        &failed,
+        args.skip_failed,
+        (&provenance, mixed),
+    );
+    report_plan(&plan, mixed)?;
+    let retry: HashSet<&str> = plan.todo.iter().map(|i| i.id.as_str()).collect();
+    let mut failures = Failures::open(out.path(), &earlier, &retry)?;
+    eprintln!(
+        "{}{}: {} with a record already, {} listed as failed and skipped, {} to extract",
+        images(ids.len()),
+        args.shard.map_or(String::new(), |s| format!(
+            " in shard {}/{} (of {total})",
+            s.index, s.count
+        )),
+        plan.done,
+        plan.skipped_failed,
+        plan.todo.len()
+    );
+    if plan.todo.is_empty() {
+        return Ok(exit_code(&failures_path, &ids));
+    }
+
+    let (detector, opts) = load_detector(&args, device, precision, select)?;
+    let info = info_of(device, &provenance);
+    let log_every = Duration::from_secs(args.log_every);
+    let work = Work {
+        detector: &detector,
+        opts: &opts,
+        out: &out,
+        info: &info,
+    };
+    let (failed_now, elapsed) = extract_all(&work, &plan.todo, &mut failures, log_every)?;
+    eprintln!(
+        "{} of {} extracted into {} in {}{}",
+        plan.todo.len() - failed_now,
+        images(plan.todo.len()),
+        out.path().display(),
+        hms(elapsed),
+        if failed_now == 0 {
+            String::new()
+        } else {
+            format!("; {failed_now} failure(s) in {}", failures.path().display())
+        }
+    );
+    Ok(exit_code(&failures_path, &ids))
+}
+
+/// The images of the command line (paths, --list, --coco) that this run's shard owns, and how
+/// many there were before the shard was taken.
+fn shard_inputs(args: &Args) -> anyhow::Result<(Vec<Input>, usize)> {
     let mut inputs = inputs::collect(&inputs::Spec {
         paths: &args.images,
         list: args.list.as_deref(),
@@ -475,29 +551,22 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(shard) = args.shard {
         inputs.retain(|i| shard.owns(&i.id));
     }
+    Ok((inputs, total))
+}
 
-    let out = OutDir::open(&args.out)?;
-    let removed = out.remove_temp_files()?;
-    if removed > 0 {
-        eprintln!("removed {removed} unfinished record file(s) of an interrupted run");
+impl Mixed {
+    fn of(args: &Args) -> Mixed {
+        match (args.overwrite, args.allow_mixed) {
+            (true, _) => Mixed::Overwrite,
+            (_, true) => Mixed::Keep,
+            _ => Mixed::Refuse,
+        }
     }
-    let failures_path = out.path().join(FAILURES_FILE);
-    let earlier = read_failures(&failures_path)?;
-    let failed: HashSet<&str> = earlier.iter().map(|f| f.id.as_str()).collect();
-    let ids: Vec<String> = inputs.iter().map(|i| i.id.clone()).collect();
-    let provenance = Provenance::of_run(&args.weights, &select, precision.record_value())?;
-    let mixed = match (args.overwrite, args.allow_mixed) {
-        (true, _) => Mixed::Overwrite,
-        (_, true) => Mixed::Keep,
-        _ => Mixed::Refuse,
-    };
-    let plan = plan(
-        inputs,
-        &out,
-        &failed,
-        args.skip_failed,
-        (&provenance, mixed),
-    );
+}
+
+/// Says what the plan found in the output folder: records of other settings (an error unless
+/// --overwrite or --allow-mixed) and damaged records (extracted again).
+fn report_plan(plan: &Plan, mixed: Mixed) -> anyhow::Result<()> {
     if let Some((path, difference)) = plan.mixed.first() {
         let what = match mixed {
             Mixed::Refuse => bail!(
@@ -521,23 +590,16 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
             path.display()
         );
     }
-    let retry: HashSet<&str> = plan.todo.iter().map(|i| i.id.as_str()).collect();
-    let mut failures = Failures::open(out.path(), &earlier, &retry)?;
-    eprintln!(
-        "{}{}: {} with a record already, {} listed as failed and skipped, {} to extract",
-        images(ids.len()),
-        args.shard.map_or(String::new(), |s| format!(
-            " in shard {}/{} (of {total})",
-            s.index, s.count
-        )),
-        plan.done,
-        plan.skipped_failed,
-        plan.todo.len()
-    );
-    if plan.todo.is_empty() {
-        return Ok(exit_code(&failures_path, &ids));
-    }
+    Ok(())
+}
 
+/// The runtime configured for `device` and the network loaded, with the run's options.
+fn load_detector(
+    args: &Args,
+    device: Device,
+    precision: Precision,
+    select: SelectConfig,
+) -> anyhow::Result<(Detector, DetectOptions)> {
     // Before the first libtorch call: TF32 as chosen, huge pages on, CUDA checked.
     configure_runtime(device).with_context(|| format!("--device {}", args.device))?;
     let opts = DetectOptions {
@@ -552,21 +614,30 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         // After the load, which sets the default (all cores).
         butd_model::tch::set_num_threads(n.max(1) as i32);
     }
-    let info = info_of(device, &provenance);
+    Ok((detector, opts))
+}
 
-    let mut progress = Progress::new(plan.todo.len() as u64, Duration::from_secs(args.log_every));
+/// Extracts `todo` in order, each failure said on stderr and added to `failures.tsv` as it
+/// happens; returns how many failed and the seconds taken.
+fn extract_all(
+    work: &Work,
+    todo: &[Input],
+    failures: &mut Failures,
+    log_every: Duration,
+) -> anyhow::Result<(usize, f64)> {
+    let mut progress = Progress::new(todo.len() as u64, log_every);
     let mut failed_now = 0usize;
     // Decoding and preprocessing run one image ahead on a worker thread.
-    let prepared = prefetch(plan.todo.clone(), PREFETCH_DEPTH, |i: &Input| {
+    let prepared = prefetch(todo.to_vec(), PREFETCH_DEPTH, |i: &Input| {
         prepare_with_sha256(&i.path)
     });
     for (input, prepared) in prepared {
         let input = &input;
         progress.bar.set_message(input.path.display().to_string());
-        let reason = match extract_one(&detector, &opts, (input, prepared), &out, &info) {
+        let reason = match extract_one(work, input, prepared) {
             Ok(Outcome::Record) => None,
             Ok(Outcome::NoProposals(reason)) => Some(reason),
-            Err(e) => Some(error_text::error_text(&e)),
+            Err(e) => Some(butd_exe::error_text(&e)),
         };
         if let Some(reason) = reason {
             // Most reasons already start with the image's path.
@@ -582,19 +653,7 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         progress.inc();
     }
     progress.bar.finish_and_clear();
-    eprintln!(
-        "{} of {} extracted into {} in {}{}",
-        plan.todo.len() - failed_now,
-        images(plan.todo.len()),
-        out.path().display(),
-        hms(progress.start.elapsed().as_secs_f64()),
-        if failed_now == 0 {
-            String::new()
-        } else {
-            format!("; {failed_now} failure(s) in {}", failures.path().display())
-        }
-    );
-    Ok(exit_code(&failures_path, &ids))
+    Ok((failed_now, progress.start.elapsed().as_secs_f64()))
 }
 
 /// 1 when `failures.tsv` lists an image of this run (this time or in an earlier, resumed run),

@@ -2,7 +2,7 @@
 //! binary that links libtorch: every other subcommand starts in milliseconds without it.
 use std::ffi::OsString;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
@@ -15,31 +15,11 @@ pub struct Args {
     args: Vec<OsString>,
 }
 
-/// `butd-extract` beside the running `butd` (both are built and installed together), else on PATH.
-fn extract_executable() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.join("butd-extract")))
-        .filter(|p| p.is_file())
-        .unwrap_or_else(|| PathBuf::from("butd-extract"))
-}
-
-/// The libtorch directory `butd-extract` was linked against: the marker its build compiled in
-/// (crates/extract/build.rs). None for an executable without one.
-fn linked_libtorch(exe: &Path) -> Option<PathBuf> {
-    const MARKER: &[u8] = b"BUTD-LIBTORCH-LIB=";
-    let bytes = std::fs::read(exe).ok()?;
-    let start = bytes.windows(MARKER.len()).position(|w| w == MARKER)? + MARKER.len();
-    let len = bytes[start..].iter().position(|&b| b == b'\n')?;
-    let dir = std::str::from_utf8(&bytes[start..start + len]).ok()?;
-    (!dir.is_empty()).then(|| PathBuf::from(dir))
-}
-
 /// Whether the loader will find libtorch for `exe`: in its RUNPATH or on `ld_library_path`.
 /// Checked before the exec, because afterwards the loader's bare "cannot open shared object
 /// file" (exit 127) is all a user would see.
 fn check_libtorch(exe: &Path, ld_library_path: Option<OsString>) -> anyhow::Result<()> {
-    let Some(linked) = linked_libtorch(exe) else {
+    let Some(linked) = butd_exe::linked_libtorch(exe) else {
         return Ok(());
     };
     let lib = "libtorch_cpu.so";
@@ -59,7 +39,7 @@ fn check_libtorch(exe: &Path, ld_library_path: Option<OsString>) -> anyhow::Resu
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let exe = extract_executable();
+    let exe = butd_exe::sibling_executable("butd-extract");
     check_libtorch(&exe, std::env::var_os("LD_LIBRARY_PATH"))?;
     // exec replaces this process, so exit status, signals and progress output are the child's.
     let err = std::process::Command::new(&exe).args(&args.args).exec();
@@ -79,11 +59,8 @@ mod tests {
     fn a_libtorch_that_has_gone_is_named_with_what_to_do() {
         let dir = tempfile::tempdir().unwrap();
         let exe = dir.path().join("butd-extract");
-        std::fs::write(&exe, b"\x7fELF...BUTD-LIBTORCH-LIB=/nowhere/torch/lib\n...").unwrap();
-        assert_eq!(
-            linked_libtorch(&exe),
-            Some(PathBuf::from("/nowhere/torch/lib"))
-        );
+        let marker = butd_exe::libtorch_marker!();
+        std::fs::write(&exe, format!("\x7fELF...{marker}/nowhere/torch/lib\n...")).unwrap();
         let err = check_libtorch(&exe, None).unwrap_err().to_string();
         assert!(
             err.contains("/nowhere/torch/lib") && err.contains("scripts/setup.sh"),
@@ -96,7 +73,6 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let exe = dir.path().join("butd-extract");
         std::fs::write(&exe, b"\x7fELF no marker").unwrap();
-        assert_eq!(linked_libtorch(&exe), None);
         assert!(check_libtorch(&exe, None).is_ok());
     }
 }

@@ -5,8 +5,12 @@ use std::process::ExitCode;
 /// marker `butd extract` finds in the file: when libtorch has moved since, `butd` says so and
 /// what to do instead of the loader's bare "cannot open shared object file".
 #[used]
-static LIBTORCH_MARKER: &[u8] =
-    concat!("BUTD-LIBTORCH-LIB=", env!("BUTD_LIBTORCH_LIB"), "\n").as_bytes();
+static LIBTORCH_MARKER: &[u8] = concat!(
+    butd_exe::libtorch_marker!(),
+    env!("BUTD_LIBTORCH_LIB"),
+    "\n"
+)
+.as_bytes();
 
 fn main() -> ExitCode {
     butd_extract::main_with(std::env::args_os())
