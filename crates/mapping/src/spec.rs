@@ -665,85 +665,21 @@ impl Cx<'_> {
         };
         let mut blob = None;
         let step = match kind {
-            "slice" => {
-                let mut f = Fields::new(table()?);
-                let dim = self.dim(&mut f, line, kind)?;
-                let start = f
-                    .take("start")
-                    .map(|i| self.int(i, line, "start"))
-                    .transpose()?
-                    .unwrap_or(0);
-                let end = f
-                    .take("end")
-                    .map(|i| self.int(i, line, "end"))
-                    .transpose()?;
-                f.finish(self, line, kind)?;
-                Step::Slice { dim, start, end }
-            }
-            "sub_slices" => {
-                let mut f = Fields::new(table()?);
-                let dim = self.dim(&mut f, line, kind)?;
-                let mut pair = |name: &'static str| -> Result<[i64; 2]> {
-                    let item = f
-                        .take(name)
-                        .ok_or_else(|| self.err(line, format!("{kind}: `{name}` is required")))?;
-                    match vars.ints(item, line, name)?.as_slice() {
-                        &[a, b] => Ok([a, b]),
-                        _ => {
-                            Err(self.err(line, format!("{kind}: `{name}` is a range [start, end]")))
-                        }
-                    }
-                };
-                let (take, minus) = (pair("take")?, pair("minus")?);
-                f.finish(self, line, kind)?;
-                Step::SubSlices { dim, take, minus }
-            }
-            "select" => {
-                let mut f = Fields::new(table()?);
-                let dim = self.dim(&mut f, line, kind)?;
-                let index = f
-                    .take("index")
-                    .ok_or_else(|| self.err(line, "select: `index` is required"))?;
-                let index = vars.ints(index, line, "index")?;
-                let group = f
-                    .take("group")
-                    .map(|g| self.int(g, line, "group"))
-                    .transpose()?
-                    .unwrap_or(1);
-                let group = usize::try_from(group)
-                    .ok()
-                    .filter(|&g| g > 0)
-                    .ok_or_else(|| self.err(line, "select: `group` must be positive"))?;
-                f.finish(self, line, kind)?;
-                Step::Select { dim, index, group }
-            }
-            "move" => {
-                let mut f = Fields::new(table()?);
-                let dim = self.dim(&mut f, line, kind)?;
-                let mut at = |name: &'static str| {
-                    let item = f
-                        .take(name)
-                        .ok_or_else(|| self.err(line, format!("move: `{name}` is required")))?;
-                    self.int(item, line, name)
-                };
-                let (from, to) = (at("from")?, at("to")?);
-                f.finish(self, line, kind)?;
-                Step::Move { dim, from, to }
-            }
-            "mul" => {
-                let mut f = Fields::new(table()?);
-                let dim = self.dim(&mut f, line, kind)?;
-                let repeat = f
-                    .take("repeat")
-                    .ok_or_else(|| self.err(line, "mul: `repeat` is required"))?;
-                let repeat = vars
-                    .numbers(repeat, line, "repeat")?
-                    .into_iter()
-                    .map(|x| x as f32)
-                    .collect();
-                f.finish(self, line, kind)?;
-                Step::Mul { dim, repeat }
-            }
+            "slice" => self.dim_step(table()?, line, kind, |f, dim| {
+                self.slice_params(f, dim, line)
+            })?,
+            "sub_slices" => self.dim_step(table()?, line, kind, |f, dim| {
+                self.sub_slices_params(f, dim, line, vars)
+            })?,
+            "select" => self.dim_step(table()?, line, kind, |f, dim| {
+                self.select_params(f, dim, line, vars)
+            })?,
+            "move" => self.dim_step(table()?, line, kind, |f, dim| {
+                self.move_params(f, dim, line)
+            })?,
+            "mul" => self.dim_step(table()?, line, kind, |f, dim| {
+                self.mul_params(f, dim, line, vars)
+            })?,
             "reshape" => Step::Reshape {
                 shape: vars.ints(&params, line, "reshape")?,
             },
@@ -769,6 +705,101 @@ impl Cx<'_> {
             }
         };
         Ok(RuleStep { step, line, blob })
+    }
+
+    /// A transform whose parameters are a table with `dim`: `parse` reads the other fields,
+    /// and a field nobody read is an error naming the transform.
+    fn dim_step(
+        &self,
+        table: &dyn TableLike,
+        line: usize,
+        kind: &str,
+        parse: impl FnOnce(&mut Fields, usize) -> Result<Step>,
+    ) -> Result<Step> {
+        let mut f = Fields::new(table);
+        let dim = self.dim(&mut f, line, kind)?;
+        let step = parse(&mut f, dim)?;
+        f.finish(self, line, kind)?;
+        Ok(step)
+    }
+
+    /// `slice = { dim, start = 0, end }`.
+    fn slice_params(&self, f: &mut Fields, dim: usize, line: usize) -> Result<Step> {
+        let start = f
+            .take("start")
+            .map(|i| self.int(i, line, "start"))
+            .transpose()?
+            .unwrap_or(0);
+        let end = f
+            .take("end")
+            .map(|i| self.int(i, line, "end"))
+            .transpose()?;
+        Ok(Step::Slice { dim, start, end })
+    }
+
+    /// `sub_slices = { dim, take = [a, b], minus = [c, d] }`.
+    fn sub_slices_params(
+        &self,
+        f: &mut Fields,
+        dim: usize,
+        line: usize,
+        vars: &Vars,
+    ) -> Result<Step> {
+        let kind = "sub_slices";
+        let mut pair = |name: &'static str| -> Result<[i64; 2]> {
+            let item = f
+                .take(name)
+                .ok_or_else(|| self.err(line, format!("{kind}: `{name}` is required")))?;
+            match vars.ints(item, line, name)?.as_slice() {
+                &[a, b] => Ok([a, b]),
+                _ => Err(self.err(line, format!("{kind}: `{name}` is a range [start, end]"))),
+            }
+        };
+        let (take, minus) = (pair("take")?, pair("minus")?);
+        Ok(Step::SubSlices { dim, take, minus })
+    }
+
+    /// `select = { dim, index = [...], group = 1 }`.
+    fn select_params(&self, f: &mut Fields, dim: usize, line: usize, vars: &Vars) -> Result<Step> {
+        let index = f
+            .take("index")
+            .ok_or_else(|| self.err(line, "select: `index` is required"))?;
+        let index = vars.ints(index, line, "index")?;
+        let group = f
+            .take("group")
+            .map(|g| self.int(g, line, "group"))
+            .transpose()?
+            .unwrap_or(1);
+        let group = usize::try_from(group)
+            .ok()
+            .filter(|&g| g > 0)
+            .ok_or_else(|| self.err(line, "select: `group` must be positive"))?;
+        Ok(Step::Select { dim, index, group })
+    }
+
+    /// `move = { dim, from, to }`.
+    fn move_params(&self, f: &mut Fields, dim: usize, line: usize) -> Result<Step> {
+        let mut at = |name: &'static str| {
+            let item = f
+                .take(name)
+                .ok_or_else(|| self.err(line, format!("move: `{name}` is required")))?;
+            self.int(item, line, name)
+        };
+        let (from, to) = (at("from")?, at("to")?);
+        Ok(Step::Move { dim, from, to })
+    }
+
+    /// `mul = { dim, repeat = [...] }`.
+    fn mul_params(&self, f: &mut Fields, dim: usize, line: usize, vars: &Vars) -> Result<Step> {
+        let repeat = f
+            .take("repeat")
+            .ok_or_else(|| self.err(line, "mul: `repeat` is required"))?;
+        let repeat = vars
+            .numbers(repeat, line, "repeat")?
+            .into_iter()
+            .map(|x| x as f32)
+            .collect();
+        Ok(Step::Mul { dim, repeat })
     }
 
     /// A number or a rectangular nested list of numbers.

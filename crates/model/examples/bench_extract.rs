@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use butd_model::detector::{default_roi_chunk, device_name, parse_device, DetectOptions, Detector};
 use butd_model::throughput::cuda_memory;
+use butd_preprocess::ImageBgr;
 use tch::{Device, Kind, Tensor};
 
 /// The HF FRCNN on a 600×900 image, whole process (issue #4's yardstick).
@@ -64,32 +65,108 @@ fn matmul_gflops(n: i64, device: Device) -> (f64, f64) {
     })
 }
 
-fn main() -> anyhow::Result<()> {
+/// The command line: `--roi-chunk N[,N…]`, `--repeat N`, `--device D`, images (default: the
+/// golden images with rois).
+struct Options {
+    roi_chunks: Vec<Option<usize>>,
+    repeat: usize,
+    device: Device,
+    images: Vec<String>,
+}
+
+fn parse_args() -> anyhow::Result<Options> {
     let mut args = std::env::args().skip(1);
-    let mut roi_chunks: Vec<Option<usize>> = vec![None];
-    let mut repeat = 1usize;
-    let mut device = Device::Cpu;
-    let mut images: Vec<String> = Vec::new();
+    let mut o = Options {
+        roi_chunks: vec![None],
+        repeat: 1,
+        device: Device::Cpu,
+        images: Vec::new(),
+    };
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--roi-chunk" => {
                 let list = args.next().expect("--roi-chunk N[,N…]");
-                roi_chunks = list
+                o.roi_chunks = list
                     .split(',')
                     .map(|n| n.parse().map(Some))
                     .collect::<Result<_, _>>()?;
             }
-            "--repeat" => repeat = args.next().expect("--repeat N").parse()?,
+            "--repeat" => o.repeat = args.next().expect("--repeat N").parse()?,
             "--device" => {
-                device = parse_device(&args.next().expect("--device cpu|cuda[:N]"))
+                o.device = parse_device(&args.next().expect("--device cpu|cuda[:N]"))
                     .map_err(anyhow::Error::msg)?
             }
-            _ => images.push(arg),
+            _ => o.images.push(arg),
         }
     }
+    Ok(o)
+}
+
+/// Seconds, CPU seconds and FLOPs summed over the timed runs.
+#[derive(Default)]
+struct Totals {
+    seconds: f64,
+    cpu_seconds: f64,
+    flop: f64,
+    runs: usize,
+}
+
+/// Times `image` with `roi_chunk` (best of `repeat`), prints its row next to Caffe's time
+/// from `golden/index.json` (`caffe`), and adds it to `totals`.
+fn time_image(
+    detector: &Detector,
+    (name, image): (&str, &ImageBgr),
+    roi_chunk: Option<usize>,
+    repeat: usize,
+    caffe: &[serde_json::Value],
+    totals: &mut Totals,
+) -> anyhow::Result<()> {
+    let opts = DetectOptions {
+        roi_chunk,
+        ..DetectOptions::default()
+    };
+    let (mut best, mut best_cpu) = (f64::INFINITY, f64::INFINITY);
+    let mut detection = None;
+    for _ in 0..repeat {
+        let (t, cpu) = (Instant::now(), support::cpu_seconds());
+        detection = Some(detector.detect(image, &opts)?);
+        best = best.min(t.elapsed().as_secs_f64());
+        best_cpu = best_cpu.min(support::cpu_seconds() - cpu);
+    }
+    let d = detection.expect("--repeat is at least 1");
+    let flop = detector
+        .flops(d.input.net_h, d.input.net_w, d.rois.len())
+        .total() as f64;
+    let caffe_s = caffe
+        .iter()
+        .find(|e| e["image"] == name)
+        .and_then(|e| e["caffe_forward_s"].as_f64())
+        .map_or("-".into(), |s| format!("{s:.1}"));
+    let chunk = roi_chunk.unwrap_or_else(|| default_roi_chunk(detector.device()));
+    println!(
+        "{name:<20} {chunk:>6} {:>9} {:>4} {best:>8.2} {best_cpu:>8.2} {:>9.1} {:>8.1} {caffe_s:>9}",
+        format!("{}×{}", d.input.net_h, d.input.net_w),
+        d.rois.len(),
+        flop / 1e9,
+        flop / best / 1e9
+    );
+    totals.seconds += best;
+    totals.cpu_seconds += best_cpu;
+    totals.flop += flop;
+    totals.runs += 1;
+    Ok(())
+}
+
+fn main() -> anyhow::Result<()> {
+    let Options {
+        roi_chunks,
+        repeat,
+        device,
+        mut images,
+    } = parse_args()?;
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(support::golden_dir().join("index.json"))?)?;
-    let caffe: Vec<&serde_json::Value> = index["images"].as_array().unwrap().iter().collect();
+    let caffe: Vec<serde_json::Value> = index["images"].as_array().unwrap().clone();
     if images.is_empty() {
         images = caffe
             .iter()
@@ -116,45 +193,33 @@ fn main() -> anyhow::Result<()> {
         "{:<20} {:>6} {:>9} {:>4} {:>8} {:>8} {:>9} {:>8} {:>9}",
         "image", "chunk", "net H×W", "R", "s/image", "CPU s", "GFLOP", "GFLOP/s", "Caffe s"
     );
-    let (mut total_s, mut total_cpu, mut total_flop, mut runs) = (0.0, 0.0, 0.0, 0usize);
+    let mut totals = Totals::default();
     for name in &images {
         let image = decode(name)?;
         for &roi_chunk in &roi_chunks {
-            let opts = DetectOptions {
+            time_image(
+                &detector,
+                (name, &image),
                 roi_chunk,
-                ..DetectOptions::default()
-            };
-            let (mut best, mut best_cpu) = (f64::INFINITY, f64::INFINITY);
-            let mut detection = None;
-            for _ in 0..repeat {
-                let (t, cpu) = (Instant::now(), support::cpu_seconds());
-                detection = Some(detector.detect(&image, &opts)?);
-                best = best.min(t.elapsed().as_secs_f64());
-                best_cpu = best_cpu.min(support::cpu_seconds() - cpu);
-            }
-            let d = detection.unwrap();
-            let flop = detector
-                .flops(d.input.net_h, d.input.net_w, d.rois.len())
-                .total() as f64;
-            let caffe_s = caffe
-                .iter()
-                .find(|e| e["image"] == name.as_str())
-                .and_then(|e| e["caffe_forward_s"].as_f64())
-                .map_or("-".into(), |s| format!("{s:.1}"));
-            let chunk = roi_chunk.unwrap_or_else(|| default_roi_chunk(device));
-            println!(
-                "{name:<20} {chunk:>6} {:>9} {:>4} {best:>8.2} {best_cpu:>8.2} {:>9.1} {:>8.1} {caffe_s:>9}",
-                format!("{}×{}", d.input.net_h, d.input.net_w),
-                d.rois.len(),
-                flop / 1e9,
-                flop / best / 1e9
-            );
-            total_s += best;
-            total_cpu += best_cpu;
-            total_flop += flop;
-            runs += 1;
+                repeat,
+                &caffe,
+                &mut totals,
+            )?;
         }
     }
+    print_summary(&detector, device, &totals);
+    Ok(())
+}
+
+/// The network's FLOPs for a typical input, the throughput over all runs, its share of the
+/// matmul peak, and the memory figures.
+fn print_summary(detector: &Detector, device: Device, totals: &Totals) {
+    let Totals {
+        seconds: total_s,
+        cpu_seconds: total_cpu,
+        flop: total_flop,
+        runs,
+    } = *totals;
     let (net_wall, net_cpu) = (total_flop / total_s / 1e9, total_flop / total_cpu / 1e9);
     let (peak_wall, peak_cpu) = matmul_gflops(4096, device);
     let example = detector.flops(600, 800, 300);
@@ -195,5 +260,4 @@ fn main() -> anyhow::Result<()> {
             mb / 1024.0
         );
     }
-    Ok(())
 }

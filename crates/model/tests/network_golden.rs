@@ -17,7 +17,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
 
-use butd_model::detector::{parse_device, DetectError, DetectOptions, Detection, Detector};
+use butd_model::detector::{
+    parse_device, Activations, DetectError, DetectOptions, Detection, Detector,
+};
 use butd_model::proposals::proposal_layer;
 use butd_model::roi_pool::roi_bins;
 use safetensors::tensor::{Dtype, SafeTensors};
@@ -260,6 +262,26 @@ fn check_image(det: &Detection, golden: &Golden, check: &mut Check) {
         .activations
         .as_ref()
         .expect("activations were asked for");
+    let ours_prob = check_early(det, a, golden, check);
+    let matched = check_rois(det, golden, &ours_prob, check);
+    // Our row i ↔ Caffe's row matched[i], for every roi comparison below.
+    let rows: RowPairs = matched
+        .iter()
+        .enumerate()
+        .filter_map(|(i, m)| m.map(|j| (i, j)))
+        .unzip();
+    check_roi_heads(a, golden, &rows, check);
+    let pairs: RowPairs = check_keep(det, golden, &matched, check).into_iter().unzip();
+    check_max_conf(det, golden, &rows, check);
+    check_final(det, golden, &pairs, check);
+}
+
+/// Rows of ours and the Caffe rows they stand for, pairwise.
+type RowPairs = (Vec<usize>, Vec<usize>);
+
+/// The network input (im_info, im_scale) and the dense activations up to the RPN; returns our
+/// RPN scores, which the roi check needs.
+fn check_early(det: &Detection, a: &Activations, golden: &Golden, check: &mut Check) -> Vec<f32> {
     let g_info = golden.f32("im_info");
     check.expect(
         det.input.im_info[..] == g_info[..],
@@ -286,7 +308,17 @@ fn check_image(det: &Detection, golden: &Golden, check: &mut Check) {
         &host(&a.early.rpn_bbox_pred),
         &golden.f32("rpn_bbox_pred"),
     );
+    ours_prob
+}
 
+/// Our rois against Caffe's: each of ours found among Caffe's, any reordering explained by
+/// near-tied RPN scores. Returns, for each of our rois, the Caffe roi it matches.
+fn check_rois(
+    det: &Detection,
+    golden: &Golden,
+    ours_prob: &[f32],
+    check: &mut Check,
+) -> Vec<Option<usize>> {
     let golden_rois = golden.f32("rois");
     let r = golden_rois.len() / 5;
     check.expect(
@@ -333,35 +365,34 @@ fn check_image(det: &Detection, golden: &Golden, check: &mut Check) {
             "rois are reordered and the reordering is not explained by near-tied RPN scores",
         );
     }
-    // Our row i ↔ Caffe's row matched[i], for every comparison below.
-    let (ours_rows, golden_rows): (Vec<usize>, Vec<usize>) = matched
-        .iter()
-        .enumerate()
-        .filter_map(|(i, m)| m.map(|j| (i, j)))
-        .unzip();
+    matched
+}
 
+/// The per-roi heads (pool5_flat, cls_prob, attr_prob, predicted_cls) on matched rows.
+fn check_roi_heads(a: &Activations, golden: &Golden, rows: &RowPairs, check: &mut Check) {
+    let (ours_rows, golden_rows) = rows;
     if golden.has("pool5_flat") {
         check.activation(
             "pool5_flat",
-            &take_rows(&host(&a.pool5_flat), 2048, &ours_rows),
-            &take_rows(&golden.f32("pool5_flat"), 2048, &golden_rows),
+            &take_rows(&host(&a.pool5_flat), 2048, ours_rows),
+            &take_rows(&golden.f32("pool5_flat"), 2048, golden_rows),
         );
     }
     check.activation(
         "cls_prob",
-        &take_rows(&host(&a.cls_prob), 1601, &ours_rows),
-        &take_rows(&golden.f32("cls_prob"), 1601, &golden_rows),
+        &take_rows(&host(&a.cls_prob), 1601, ours_rows),
+        &take_rows(&golden.f32("cls_prob"), 1601, golden_rows),
     );
     check.activation(
         "attr_prob",
-        &take_rows(&host(&a.attr_prob), 401, &ours_rows),
-        &take_rows(&golden.f32("attr_prob"), 401, &golden_rows),
+        &take_rows(&host(&a.attr_prob), 401, ours_rows),
+        &take_rows(&golden.f32("attr_prob"), 401, golden_rows),
     );
     let ours_pc = host(&a.predicted_cls);
     let golden_pc = golden.f32("predicted_cls");
     let pc_same = ours_rows
         .iter()
-        .zip(&golden_rows)
+        .zip(golden_rows)
         .filter(|&(&i, &j)| ours_pc[i] == golden_pc[j])
         .count();
     check.report.push(format!(
@@ -369,9 +400,19 @@ fn check_image(det: &Detection, golden: &Golden, check: &mut Check) {
         ours_rows.len()
     ));
     check.expect(pc_same == ours_rows.len(), "predicted_cls differs");
+}
 
-    // Final record: `keep` names rois by index, so compare the Caffe rois they stand for.
-    // Positions may differ only between rois that the RPN near-tie reordered (checked above).
+/// The final record's `keep` against Caffe's: the same rois, in the same order but for rois
+/// the RPN near-tie reordered; and the selection branch. Returns (row of ours, row of Caffe's)
+/// for each final region found in both.
+fn check_keep(
+    det: &Detection,
+    golden: &Golden,
+    matched: &[Option<usize>],
+    check: &mut Check,
+) -> Vec<(usize, usize)> {
+    // `keep` names rois by index, so compare the Caffe rois they stand for. Positions may
+    // differ only between rois that the RPN near-tie reordered (checked in check_rois).
     let keep: Vec<Option<usize>> = det.selection.keep.iter().map(|&k| matched[k]).collect();
     let golden_keep: Vec<usize> = golden.i64("keep").into_iter().map(|k| k as usize).collect();
     let reordered: Vec<usize> = matched
@@ -411,10 +452,16 @@ fn check_image(det: &Detection, golden: &Golden, check: &mut Check) {
         golden.meta.get("selection").map(String::as_str) == Some(det.selection.branch.as_str()),
         "selection branch",
     );
-    // max_conf: twins (overlapping rois whose ROI-pool bins are identical, §4.1, so their
-    // pooled inputs are identical) get equal or ulp-close scores in every class; the per-class
-    // NMS keeps whichever twin NumPy's introsort puts first, decided by those last bits, so
-    // twins may swap their max_conf (§6.2). Any larger difference must be on such a twin.
+    pairs
+}
+
+/// max_conf on matched rois: twins (overlapping rois whose ROI-pool bins are identical, §4.1,
+/// so their pooled inputs are identical) get equal or ulp-close scores in every class; the
+/// per-class NMS keeps whichever twin NumPy's introsort puts first, decided by those last
+/// bits, so twins may swap their max_conf (§6.2). Any larger difference must be on such a twin.
+fn check_max_conf(det: &Detection, golden: &Golden, rows: &RowPairs, check: &mut Check) {
+    let golden_rois = golden.f32("rois");
+    let r = golden_rois.len() / 5;
     let golden_max_conf = golden.f64("max_conf");
     let feat = golden.shape("rpn_bbox_pred");
     let bins: Vec<_> = (0..r)
@@ -426,7 +473,7 @@ fn check_image(det: &Detection, golden: &Golden, check: &mut Check) {
     let has_twin = |i: usize| (0..r).any(|j| j != i && bins[j] == bins[i]);
     let mut max_conf_diff = 0f64;
     let mut twin_swaps = 0;
-    for (&i, &j) in ours_rows.iter().zip(&golden_rows) {
+    for (&i, &j) in rows.0.iter().zip(&rows.1) {
         let (ours, caffe) = (det.selection.max_conf[i], golden_max_conf[j]);
         let d = (ours - caffe).abs();
         max_conf_diff = max_conf_diff.max(d);
@@ -441,12 +488,17 @@ fn check_image(det: &Detection, golden: &Golden, check: &mut Check) {
     check.report.push(format!(
         "    max_conf max |Δ| {max_conf_diff:.2e}; entries differing by > {ACTIVATION_TOL:e}: {twin_swaps} (tied twins)"
     ));
-    let (ours_p, golden_q): (Vec<usize>, Vec<usize>) = pairs.iter().copied().unzip();
+}
+
+/// The final regions found in both records (`pairs`: our rows, Caffe's rows): boxes, features,
+/// labels and their confidences.
+fn check_final(det: &Detection, golden: &Golden, pairs: &RowPairs, check: &mut Check) {
+    let (ours_p, golden_q) = pairs;
     let boxes: Vec<f32> = ours_p.iter().flat_map(|&p| det.boxes[p]).collect();
-    let box_diff = max_abs_diff(&boxes, &take_rows(&golden.f32("boxes"), 4, &golden_q));
+    let box_diff = max_abs_diff(&boxes, &take_rows(&golden.f32("boxes"), 4, golden_q));
     let feat_rel = rel_err(
-        &take_rows(&det.features, 2048, &ours_p),
-        &take_rows(&golden.f32("features"), 2048, &golden_q),
+        &take_rows(&det.features, 2048, ours_p),
+        &take_rows(&golden.f32("features"), 2048, golden_q),
     );
     check.report.push(format!(
         "    boxes max |Δ| {box_diff:.2e} px, features max rel err {feat_rel:.2e}"
@@ -462,21 +514,20 @@ fn check_image(det: &Detection, golden: &Golden, check: &mut Check) {
     let pick_i64 = |v: &[i64], rows: &[usize]| rows.iter().map(|&r| v[r]).collect::<Vec<_>>();
     let pick_f32 = |v: &[f32], rows: &[usize]| rows.iter().map(|&r| v[r]).collect::<Vec<_>>();
     let objects_same =
-        pick_i64(&det.objects_id, &ours_p) == pick_i64(&golden.i64("objects_id"), &golden_q);
-    let attrs_same =
-        pick_i64(&det.attrs_id, &ours_p) == pick_i64(&golden.i64("attrs_id"), &golden_q);
+        pick_i64(&det.objects_id, ours_p) == pick_i64(&golden.i64("objects_id"), golden_q);
+    let attrs_same = pick_i64(&det.attrs_id, ours_p) == pick_i64(&golden.i64("attrs_id"), golden_q);
     check.report.push(format!(
         "    objects_id identical: {objects_same}, attrs_id identical: {attrs_same}"
     ));
     check.expect(objects_same, "objects_id differ");
     check.expect(attrs_same, "attrs_id differ");
     let conf_rel = rel_err(
-        &pick_f32(&det.objects_conf, &ours_p),
-        &pick_f32(&golden.f32("objects_conf"), &golden_q),
+        &pick_f32(&det.objects_conf, ours_p),
+        &pick_f32(&golden.f32("objects_conf"), golden_q),
     )
     .max(rel_err(
-        &pick_f32(&det.attrs_conf, &ours_p),
-        &pick_f32(&golden.f32("attrs_conf"), &golden_q),
+        &pick_f32(&det.attrs_conf, ours_p),
+        &pick_f32(&golden.f32("attrs_conf"), golden_q),
     ));
     check.expect(
         conf_rel <= ACTIVATION_TOL,
