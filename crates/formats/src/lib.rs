@@ -22,6 +22,51 @@
 //! content, [`source::Source`] lists and fetches its images, and [`canonical`] undoes each
 //! format's conventions (label base, normalised or float16 boxes, image size). `butd verify`
 //! compares such records; the Python bindings read them.
+//!
+//! ```
+//! use butd_formats::source::{load, Source};
+//! use butd_formats::{detect_format, Format, IdPolicy, LxmertTsvWriter, Record, SourceSpec};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let tsv = dir.path().join("obj36.tsv");
+//! let record = Record {
+//!     image_id: IdPolicy::IntSuffix.image_id("COCO_val2014_000000000042")?,
+//!     image_h: 480,
+//!     image_w: 640,
+//!     boxes: vec![[0.0, 0.0, 10.0, 20.0]],
+//!     features: vec![0.5; 2048],
+//!     feature_dim: 2048,
+//!     objects_id: Some(vec![3]),
+//!     objects_conf: Some(vec![0.9]),
+//!     attrs_id: Some(vec![1]),
+//!     attrs_conf: Some(vec![0.4]),
+//!     conf: None,
+//!     soft_labels: None,
+//! };
+//! let mut writer = LxmertTsvWriter::create(&tsv, false)?;
+//! writer.write(&record)?;
+//! writer.finish()?.commit()?;
+//!
+//! // Read back as records of named tensors, the format told by the content.
+//! assert_eq!(detect_format(&tsv)?.0, Format::LxmertTsv);
+//! let Source { meta, mut reader } = Source::open(&SourceSpec::new(&tsv))?;
+//! let mut images = Vec::new();
+//! reader.list(&meta, |id, at, _| images.push((id.to_string(), at)))?;
+//! assert_eq!(images[0].0, "42");
+//! let tensors = load(&meta, reader.fetch(&meta, &images[0].1)?, None)?;
+//! assert_eq!(tensors.get("boxes").map(|b| b.shape.clone()), Some(vec![1, 4]));
+//! assert_eq!(tensors.metadata["orig_w"], "640");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Design
+//! - Each format is written and read as its consumer reads it (`docs/formats.md`); every error
+//!   names the file and the line, entry or tensor ([`FormatError`]).
+//! - One reading of every feature file ([`source`], [`canonical`]) serves `butd verify` (the
+//!   Python bindings use its format detection); one id-map reader and one id-policy choice
+//!   ([`IdPolicy::load_map`], [`choose_id_policy`]) serve `butd export`, `butd verify` and
+//!   Python.
+//! - Outputs appear whole or not at all (temporary file + rename); no libtorch.
 pub mod canonical;
 mod error;
 mod fs;
