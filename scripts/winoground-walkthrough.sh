@@ -45,17 +45,18 @@ verify 0 --golden "$work/caffe_obj36.tsv" --candidate "$golden" --report same-ru
 verify 0 --golden "$work/img_db" --candidate "$golden" --report same-run-img-db
 
 step "3. Three perturbed ports (one image, coffee, changed in each)"
-python3 - "$golden" "$work" <<'EOF'
-import os, sys
+# The record's tensors whose rows are the final regions, as the record contract names them.
+"$BUTD" show "$golden/coffee.safetensors" --tensors --json >"$work/coffee_tensors.json"
+python3 - "$golden" "$work" "$work/coffee_tensors.json" <<'EOF'
+import json, os, sys
 import numpy as np
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-golden, work = sys.argv[1:3]
+golden, work, tensors = sys.argv[1:4]
 STEM = "coffee"
-# Tensors whose rows are the final regions (docs/verify.md §1).
-FINAL = ["keep", "boxes", "features", "objects_id", "objects_conf", "attrs_id", "attrs_conf",
-         "bbox_pred_keep"]
+with open(tensors) as f:
+    FINAL = [t["name"] for t in json.load(f) if t["role"] == "final"]
 
 def load():
     with safe_open(f"{golden}/{STEM}.safetensors", "np") as f:

@@ -1,11 +1,14 @@
 //! `butd show`: a record's kept boxes, readable: drawn on the image with "attribute object
 //! score" labels (`-o PICTURE.png`, butd-show), or listed as a table (default) or JSON.
 //! Class names come from the Visual Genome vocabulary shipped in `vocab/` (or `--vocab DIR`).
+//! `--tensors` lists what the record holds instead: each tensor's dtype, shape and role (whose
+//! rows are final regions, rois, or neither), as the record contract (butd-record) says.
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use butd_formats::{IdPolicy, Record};
+use butd_record::tensors::{role_of, PIPELINE_ORDER};
 use butd_show::Detection;
 use butd_vocab::Vocab;
 use comfy_table::{presets, CellAlignment, Table};
@@ -23,6 +26,10 @@ pub struct Args {
     /// Print the detections as JSON (one object per kept box) instead of a table
     #[arg(long)]
     json: bool,
+    /// List the record's tensors (name, dtype, shape, role: final, rois or dense) instead of
+    /// its detections; with --json as JSON
+    #[arg(long, conflicts_with_all = ["image", "out", "vocab"])]
+    tensors: bool,
     /// A folder with the release's objects_vocab.txt (and attributes_vocab.txt) to name classes
     #[arg(long, value_name = "DIR")]
     vocab: Option<PathBuf>,
@@ -95,7 +102,62 @@ fn json(dets: &[Detection], vocab: &Vocab) -> serde_json::Value {
         .collect()
 }
 
+/// Each tensor of the record at `path`: name, dtype, shape and role, in pipeline order (names
+/// the contract does not list last, by name).
+fn tensor_list(path: &std::path::Path) -> anyhow::Result<Vec<serde_json::Value>> {
+    let record = butd_formats::tensors::Record::open(path)?;
+    let position = |name: &str| PIPELINE_ORDER.iter().position(|n| *n == name);
+    let mut names: Vec<&String> = record.tensors.keys().collect();
+    names.sort_by_key(|n| (position(n).unwrap_or(usize::MAX), n.as_str()));
+    Ok(names
+        .into_iter()
+        .map(|name| {
+            let t = &record.tensors[name];
+            serde_json::json!({
+                "name": name,
+                "dtype": butd_formats::tensors::dtype_name(t.dtype),
+                "shape": t.shape,
+                "role": role_of(name),
+            })
+        })
+        .collect())
+}
+
+fn show_tensors(args: &Args) -> anyhow::Result<ExitCode> {
+    let list = tensor_list(&args.record)?;
+    if args.json {
+        print(&serde_json::to_string_pretty(&list)?)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut t = Table::new();
+    t.load_preset(presets::UTF8_FULL_CONDENSED);
+    t.set_header(["tensor", "dtype", "shape", "role"]);
+    for row in &list {
+        let shape: Vec<String> = row["shape"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|d| d.to_string())
+            .collect();
+        t.add_row([
+            row["name"].as_str().unwrap_or_default().to_string(),
+            row["dtype"].as_str().unwrap_or_default().to_string(),
+            shape.join("×"),
+            row["role"].as_str().unwrap_or_default().to_string(),
+        ]);
+    }
+    print(&format!(
+        "{}: {} tensors\n{t}",
+        args.record.display(),
+        list.len()
+    ))?;
+    Ok(ExitCode::SUCCESS)
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.tensors {
+        return show_tensors(&args);
+    }
     let vocab = match &args.vocab {
         Some(dir) => Vocab::from_dir(dir).map_err(anyhow::Error::msg)?,
         None => Vocab::builtin(),
@@ -159,5 +221,25 @@ mod tests {
         assert_eq!(rows[0]["object"], "tea kettle");
         let text = table(&dets, &Vocab::builtin()).to_string();
         assert!(text.contains("tea kettle (66)"), "{text}");
+    }
+
+    #[test]
+    fn a_golden_records_tensors_are_listed_with_their_roles_in_pipeline_order() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../golden");
+        let list = tensor_list(&dir.join("coffee.safetensors")).unwrap();
+        let role = |name: &str| {
+            let row = list.iter().find(|t| t["name"] == name).expect(name);
+            row["role"].as_str().unwrap().to_string()
+        };
+        assert_eq!(role("features"), "final");
+        assert_eq!(role("cls_prob"), "rois");
+        assert_eq!(role("im_info"), "dense");
+        let names: Vec<&str> = list.iter().map(|t| t["name"].as_str().unwrap()).collect();
+        let rois = names.iter().position(|n| *n == "rois").unwrap();
+        let boxes = names.iter().position(|n| *n == "boxes").unwrap();
+        assert!(rois < boxes, "{names:?}");
+        let features = list.iter().find(|t| t["name"] == "features").unwrap();
+        assert_eq!(features["shape"][1], 2048);
+        assert_eq!(features["dtype"], "F32");
     }
 }
