@@ -5,13 +5,14 @@
 //! by [`Format::notes`].
 use std::path::Path;
 
-use crate::{NdArray, NpyDtype, UniterEntry, UniterOptions, VqaImage};
 use butd_host::select::argmax_skipping_background;
+use butd_record::{meta, tensors as t};
 use safetensors::Dtype;
 use serde::{Deserialize, Serialize};
 
 use crate::resolution::{Half, Resolution};
 use crate::tensors::{Record, Tensor};
+use crate::{NdArray, NpyDtype, UniterEntry, UniterOptions, VqaImage};
 
 /// Where a side's images come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -34,12 +35,12 @@ pub enum Format {
 
 /// The canonical final record's tensors.
 const FINAL_RECORD: [&str; 6] = [
-    "boxes",
-    "features",
-    "objects_id",
-    "objects_conf",
-    "attrs_id",
-    "attrs_conf",
+    t::BOXES,
+    t::FEATURES,
+    t::OBJECTS_ID,
+    t::OBJECTS_CONF,
+    t::ATTRS_ID,
+    t::ATTRS_CONF,
 ];
 
 /// Image size used to de-normalise UNITER boxes when neither side states one: boxes are then
@@ -93,12 +94,12 @@ impl Format {
             Format::ButdTsv | Format::VqaHdf5 => Some(&FINAL_RECORD[..2]),
             Format::LxmertTsv => Some(&FINAL_RECORD),
             Format::UniterLmdb | Format::UniterNpz => Some(&[
-                "boxes",
-                "features",
-                "objects_id",
-                "objects_conf",
-                "conf",
-                "soft_labels",
+                t::BOXES,
+                t::FEATURES,
+                t::OBJECTS_ID,
+                t::OBJECTS_CONF,
+                t::CONF,
+                t::SOFT_LABELS,
             ]),
         }
     }
@@ -174,19 +175,19 @@ pub fn from_tsv(r: &crate::Record, path: &Path) -> Record {
     };
     let flat: Vec<f32> = r.boxes.iter().flatten().copied().collect();
     rec.tensors
-        .insert("boxes".into(), f32_tensor(vec![k, 4], widen(&flat)));
+        .insert(t::BOXES.into(), f32_tensor(vec![k, 4], widen(&flat)));
     rec.tensors.insert(
-        "features".into(),
+        t::FEATURES.into(),
         f32_tensor(vec![k, r.feature_dim], widen(&r.features)),
     );
-    for (name, ids) in [("objects_id", &r.objects_id), ("attrs_id", &r.attrs_id)] {
+    for (name, ids) in [(t::OBJECTS_ID, &r.objects_id), (t::ATTRS_ID, &r.attrs_id)] {
         if let Some(ids) = ids {
             rec.tensors.insert(name.into(), i64_tensor(ids.clone()));
         }
     }
     for (name, conf) in [
-        ("objects_conf", &r.objects_conf),
-        ("attrs_conf", &r.attrs_conf),
+        (t::OBJECTS_CONF, &r.objects_conf),
+        (t::ATTRS_CONF, &r.attrs_conf),
     ] {
         if let Some(conf) = conf {
             rec.tensors
@@ -199,8 +200,8 @@ pub fn from_tsv(r: &crate::Record, path: &Path) -> Record {
 }
 
 fn set_size(rec: &mut Record, h: usize, w: usize) {
-    rec.metadata.insert("orig_h".into(), h.to_string());
-    rec.metadata.insert("orig_w".into(), w.to_string());
+    rec.metadata.insert(meta::ORIG_H.into(), h.to_string());
+    rec.metadata.insert(meta::ORIG_W.into(), w.to_string());
 }
 
 /// An npz / msgpack array's values and, for float16, that precision.
@@ -290,12 +291,12 @@ pub fn from_uniter(
         .collect();
     let boxes = f32_tensor(vec![k, 4], boxes);
     rec.tensors.insert(
-        "boxes".into(),
+        t::BOXES.into(),
         with_half(boxes, half, vec![w, h], NORMALISATION_SLACK),
     );
     let (features, half) = array_values(features);
     rec.tensors.insert(
-        "features".into(),
+        t::FEATURES.into(),
         with_half(f32_tensor(vec![k, dim], features), half, vec![1.0], 0.0),
     );
     if entry.get("conf").is_some() {
@@ -313,7 +314,7 @@ pub fn from_uniter(
             ..f32_tensor(vec![k], conf)
         };
         rec.tensors
-            .insert("conf".into(), with_half(conf, half, vec![1.0], 0.0));
+            .insert(t::CONF.into(), with_half(conf, half, vec![1.0], 0.0));
     }
     if entry.get("soft_labels").is_some() {
         let (soft, _, cols) = matrix(entry, "soft_labels", Some(k))?;
@@ -333,13 +334,13 @@ pub fn from_uniter(
                 (c as i64, v)
             })
             .unzip();
-        rec.tensors.insert("objects_id".into(), i64_tensor(ids));
+        rec.tensors.insert(t::OBJECTS_ID.into(), i64_tensor(ids));
         rec.tensors.insert(
-            "objects_conf".into(),
+            t::OBJECTS_CONF.into(),
             with_half(f32_tensor(vec![k], conf), half, vec![1.0], 0.0),
         );
         rec.tensors.insert(
-            "soft_labels".into(),
+            t::SOFT_LABELS.into(),
             with_half(f32_tensor(vec![k, cols], soft), half, vec![1.0], 0.0),
         );
     }
@@ -357,9 +358,9 @@ pub fn from_vqa(img: &VqaImage, path: &Path) -> Record {
     };
     let flat: Vec<f32> = img.image_bb.iter().flatten().copied().collect();
     rec.tensors
-        .insert("boxes".into(), f32_tensor(vec![k, 4], widen(&flat)));
+        .insert(t::BOXES.into(), f32_tensor(vec![k, 4], widen(&flat)));
     rec.tensors.insert(
-        "features".into(),
+        t::FEATURES.into(),
         f32_tensor(vec![k, img.feature_dim], widen(&img.features)),
     );
     if let Some((h, w)) = vqa_image_size(img) {
@@ -391,7 +392,7 @@ pub fn vqa_image_size(img: &VqaImage) -> Option<(usize, usize)> {
 /// What a record directory's record holds of UNITER's per-region `conf` and `soft_labels`:
 /// `max_conf[keep]` and `cls_prob[keep]` (generate_npz.py), when it has those tensors.
 pub fn add_uniter_view(rec: &mut Record) {
-    let Some(keep) = rec.get("keep") else {
+    let Some(keep) = rec.get(t::KEEP) else {
         return;
     };
     let rows: Option<Vec<usize>> = keep
@@ -417,7 +418,7 @@ pub fn add_uniter_view(rec: &mut Record) {
             resolution: t.resolution.clone(),
         })
     };
-    for (from, to) in [("max_conf", "conf"), ("cls_prob", "soft_labels")] {
+    for (from, to) in [(t::MAX_CONF, t::CONF), (t::CLS_PROB, t::SOFT_LABELS)] {
         if rec.get(to).is_none() {
             if let Some(t) = rec.get(from).and_then(gather) {
                 rec.tensors.insert(to.into(), t);
@@ -431,7 +432,7 @@ pub fn shift_labels(rec: &mut Record, base: i64) {
     if base == 0 {
         return;
     }
-    for name in ["objects_id", "attrs_id"] {
+    for name in [t::OBJECTS_ID, t::ATTRS_ID] {
         if let Some(t) = rec.tensors.get_mut(name) {
             for v in &mut t.values {
                 *v -= base as f64;

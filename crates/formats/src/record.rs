@@ -41,10 +41,6 @@ pub struct Record {
     pub soft_labels: Option<Vec<f32>>,
 }
 
-/// The record tensor `butd extract --soft-labels` writes: the kept boxes' `cls_prob` rows,
-/// K × 1601 float16.
-const SOFT_LABELS: &str = "soft_labels";
-
 /// Width of the features (`pool5_flat`) that every downstream consumer assumes.
 pub const FEATURE_DIM: usize = 2048;
 /// Visual Genome object classes (0-based ids, background excluded).
@@ -281,11 +277,11 @@ impl RecordFile<'_> {
             None => (None, None),
             Some(keep) => self.gather_kept(&keep)?,
         };
-        let soft_labels = match self.tensor(SOFT_LABELS) {
+        let soft_labels = match self.tensor(t::SOFT_LABELS) {
             Some(v) => {
                 let shape = &[Some(k), None];
                 let f16 = |b: &[u8]| half::f16::from_le_bytes([b[0], b[1]]).to_f32();
-                Some(values(self.path, SOFT_LABELS, &v, Dtype::F16, shape, f16)?.1)
+                Some(values(self.path, t::SOFT_LABELS, &v, Dtype::F16, shape, f16)?.1)
             }
             None => gathered,
         };

@@ -7,6 +7,8 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+use butd_record::{meta, tensors as t};
+
 use crate::canonical::{
     from_tsv, from_uniter, from_vqa, shift_labels, uniter_options_from_db_name, Format,
 };
@@ -493,10 +495,10 @@ pub fn no_detections(meta: &Meta, loc: &Locator) -> Option<String> {
         return None;
     };
     let rec = Record::open(p).ok()?;
-    let rows = rec.get("boxes").map_or(0, |b| b.rows());
+    let rows = rec.get(t::BOXES).map_or(0, |b| b.rows());
     (rows == 0).then(|| {
         rec.metadata
-            .get("caffe_result")
+            .get(meta::CAFFE_RESULT)
             .cloned()
             .unwrap_or_else(|| "no kept boxes".into())
     })

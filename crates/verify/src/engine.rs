@@ -18,6 +18,7 @@ use butd_formats::source::{
 };
 use butd_formats::tensors::Record;
 use butd_formats::{Format, IdPolicy};
+use butd_record::tensors as t;
 
 use crate::compare::{compare_scoped, image_size, unreadable, Scope};
 use crate::gate::Metric;
@@ -511,14 +512,14 @@ fn cut_to_nbb(um: &Meta, u: &Record, other: &mut Record) -> Option<String> {
     if um.format != Format::UniterLmdb {
         return None;
     }
-    let stored = u.get("boxes")?.rows();
-    let k = other.get("boxes")?.rows();
+    let stored = u.get(t::BOXES)?.rows();
+    let k = other.get(t::BOXES)?.rows();
     let options = um.uniter.as_ref();
     if k <= stored || options.is_some_and(|o| o.keep_all) {
         return None;
     }
     let conf: Option<Vec<half::f16>> = other
-        .get("conf")
+        .get(t::CONF)
         .map(|t| t.values.iter().map(|&v| half::f16::from_f64(v)).collect());
     let (n, why) = match (options, conf) {
         (Some(o), Some(conf)) => (
