@@ -11,19 +11,8 @@ use butd_caffe::{BlobDtype, CaffeModel, Format};
 use butd_synth::{layers as constants, Layer as LayerSpec};
 use model_file::{synthetic_model, V1_FLOAT, V2_DOUBLE, V2_FLOAT};
 
-/// The ten layers after `attr_prob` that the BUTD test net does not use (SYNTHETIC.md §1).
-const EXTRA_LAYERS: [&str; 10] = [
-    "heatmap_conv1",
-    "heatmap_conv2",
-    "heatmap_conv3",
-    "heatmap_embedding",
-    "heatmap_scale",
-    "fc_rel1",
-    "fc_subject",
-    "fc_object",
-    "rel_merge",
-    "rel_score",
-];
+// The ten layers after `attr_prob` that the BUTD test net does not use (SYNTHETIC.md §1).
+use butd_synth::UNUSED_BY_TEST_NET as EXTRA_LAYERS;
 
 /// Types that have a V1 enum value (SYNTHETIC.md §2); the V1 file has no type for the others.
 const V1_ENUM_TYPES: [&str; 9] = [

@@ -197,18 +197,7 @@ fn every_caffe_blob_is_consumed_or_ignored_and_only_the_unused_layers_are_ignore
     let plan = Plan::new(&mapping, &Inventory::of(&model), &target);
     assert!(plan.problems.is_empty(), "{:#?}", plan.problems);
     // The ten extra layers after attr_prob (golden/SYNTHETIC.md §1).
-    let extra = [
-        "heatmap_conv1",
-        "heatmap_conv2",
-        "heatmap_conv3",
-        "heatmap_embedding",
-        "heatmap_scale",
-        "fc_rel1",
-        "fc_subject",
-        "fc_object",
-        "rel_merge",
-        "rel_score",
-    ];
+    let extra = butd_synth::UNUSED_BY_TEST_NET;
     let mut blobs = 0;
     for layer in model.layers() {
         for (i, _) in layer.blobs.iter().enumerate() {

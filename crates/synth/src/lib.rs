@@ -168,6 +168,23 @@ fn table() -> &'static (String, Vec<Layer>) {
     })
 }
 
+/// The ten layers of the released BUTD caffemodel, after `attr_prob`, that its test net
+/// (`faster_rcnn_end2end_final/test.prototxt`) does not use: the heatmap branch and the
+/// relation head of the training net (golden/SYNTHETIC.md §1). The synthetic model has the
+/// released architecture, so it has them too; `butd inspect` marks them by these names.
+pub const UNUSED_BY_TEST_NET: [&str; 10] = [
+    "heatmap_conv1",
+    "heatmap_conv2",
+    "heatmap_conv3",
+    "heatmap_embedding",
+    "heatmap_scale",
+    "fc_rel1",
+    "fc_subject",
+    "fc_object",
+    "rel_merge",
+    "rel_score",
+];
+
 /// The table's layers, in file order (478).
 pub fn layers() -> &'static [Layer] {
     &table().1

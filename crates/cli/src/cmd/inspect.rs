@@ -50,14 +50,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// layer" for them (golden/SYNTHETIC.md §1). Matched by name, since a model file
 /// cannot say which net will load it.
 pub fn unused_by_butd_test_net(name: &str) -> bool {
-    const RELATION_HEAD: [&str; 5] = [
-        "fc_rel1",
-        "fc_subject",
-        "fc_object",
-        "rel_merge",
-        "rel_score",
-    ];
-    name.starts_with("heatmap_") || RELATION_HEAD.contains(&name)
+    butd_synth::UNUSED_BY_TEST_NET.contains(&name)
 }
 
 #[derive(Serialize)]
