@@ -93,34 +93,28 @@ fn blob(model: &CaffeModel, layer: &str, i: usize) -> Vec<f32> {
     model.to_vec_f32(&l.blobs[i])
 }
 
-/// y = W·x + b for a row-major W of `rows` rows, in f64.
-fn affine(w: &[f32], b: &[f32], x: &[f32]) -> Vec<f64> {
-    let k = x.len();
-    w.chunks_exact(k)
+/// Σ f(w·x) + f(b) per row of a row-major W, in f64.
+fn row_sums(w: &[f32], b: &[f32], x: &[f32], f: impl Fn(f64) -> f64) -> Vec<f64> {
+    w.chunks_exact(x.len())
         .zip(b)
         .map(|(row, &bias)| {
             row.iter()
                 .zip(x)
-                .map(|(&a, &v)| a as f64 * v as f64)
+                .map(|(&a, &v)| f(a as f64 * v as f64))
                 .sum::<f64>()
-                + bias as f64
+                + f(bias as f64)
         })
         .collect()
 }
 
+/// y = W·x + b for a row-major W, in f64.
+fn affine(w: &[f32], b: &[f32], x: &[f32]) -> Vec<f64> {
+    row_sums(w, b, x, |v| v)
+}
+
 /// Σ|w·x| + |b| per row: the scale of an f32 rounding error in the row's result.
 fn magnitude(w: &[f32], b: &[f32], x: &[f32]) -> Vec<f64> {
-    let k = x.len();
-    w.chunks_exact(k)
-        .zip(b)
-        .map(|(row, &bias)| {
-            row.iter()
-                .zip(x)
-                .map(|(&a, &v)| (a as f64 * v as f64).abs())
-                .sum::<f64>()
-                + bias.abs() as f64
-        })
-        .collect()
+    row_sums(w, b, x, f64::abs)
 }
 
 fn manifest_keys(path: &Path) -> Vec<(String, Vec<usize>, String)> {
