@@ -166,20 +166,27 @@ fn widen(values: &[f32]) -> Vec<f64> {
     values.iter().map(|&v| f64::from(v)).collect()
 }
 
-/// A TSV row (docs/formats.md (a), (b)), as the format readers give it.
-pub fn from_tsv(r: &crate::Record, path: &Path) -> Record {
-    let k = r.num_boxes();
+/// A record read from `path` holding float32 `boxes` (pixels, K × 4) and `features` (K × `dim`),
+/// what every format stores.
+fn boxes_and_features(path: &Path, boxes: &[[f32; 4]], features: &[f32], dim: usize) -> Record {
+    let k = boxes.len();
     let mut rec = Record {
         path: path.to_path_buf(),
         ..Record::default()
     };
-    let flat: Vec<f32> = r.boxes.iter().flatten().copied().collect();
+    let flat: Vec<f32> = boxes.iter().flatten().copied().collect();
     rec.tensors
         .insert(t::BOXES.into(), f32_tensor(vec![k, 4], widen(&flat)));
     rec.tensors.insert(
         t::FEATURES.into(),
-        f32_tensor(vec![k, r.feature_dim], widen(&r.features)),
+        f32_tensor(vec![k, dim], widen(features)),
     );
+    rec
+}
+
+/// A TSV row (docs/formats.md (a), (b)), as the format readers give it.
+pub fn from_tsv(r: &crate::Record, path: &Path) -> Record {
+    let mut rec = boxes_and_features(path, &r.boxes, &r.features, r.feature_dim);
     for (name, ids) in [(t::OBJECTS_ID, &r.objects_id), (t::ATTRS_ID, &r.attrs_id)] {
         if let Some(ids) = ids {
             rec.tensors.insert(name.into(), i64_tensor(ids.clone()));
@@ -351,18 +358,7 @@ pub fn from_uniter(
 /// A VQA HDF5 image (docs/formats.md (d)). The files store no image size, but `spatial_features`
 /// holds `bw / w` next to the pixel box: the widest and tallest boxes give w and h back.
 pub fn from_vqa(img: &VqaImage, path: &Path) -> Record {
-    let k = img.image_bb.len();
-    let mut rec = Record {
-        path: path.to_path_buf(),
-        ..Record::default()
-    };
-    let flat: Vec<f32> = img.image_bb.iter().flatten().copied().collect();
-    rec.tensors
-        .insert(t::BOXES.into(), f32_tensor(vec![k, 4], widen(&flat)));
-    rec.tensors.insert(
-        t::FEATURES.into(),
-        f32_tensor(vec![k, img.feature_dim], widen(&img.features)),
-    );
+    let mut rec = boxes_and_features(path, &img.image_bb, &img.features, img.feature_dim);
     if let Some((h, w)) = vqa_image_size(img) {
         set_size(&mut rec, h, w);
     }
