@@ -4,7 +4,7 @@
 //! cargo run --release -p butd-model --example bench_precision -- \
 //!     [--modes exact,bf16] [--device cpu|cuda[:N]] [--quick] [--weights W.safetensors] \
 //!     [--golden DIR] \
-//!     [--throughput 600x1000 --throughput-images 10]
+//!     [--throughput 600x1000 --throughput-images 10 --batch 4]
 //! ```
 //! (`scripts/bench-precision.sh`, `just bench-precision`.)
 //!
@@ -17,7 +17,9 @@
 //! matched boxes, and the `butd verify` gate: parity.toml for exact, its `fast` profile for the
 //! others. `--quick` runs two images and skips the gate (which needs every golden image).
 //! `--throughput HxW` adds img/s on N copies of a golden photo resized to H×W (no activation
-//! copies), and on CUDA the device memory in use.
+//! copies): one image at a time (serial, and pipelined with the next image preprocessed on a
+//! worker thread), and `--batch B` images at a time through [`Detector::detect_batch`] (res5 over
+//! the rois of all B; pipelined too); on CUDA also the device memory in use.
 
 use butd_testkit as support;
 
@@ -41,6 +43,7 @@ struct Args {
     golden: PathBuf,
     throughput: Option<(usize, usize)>,
     throughput_images: usize,
+    batch: usize,
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -52,6 +55,7 @@ fn parse_args() -> anyhow::Result<Args> {
         golden: support::golden_dir(),
         throughput: None,
         throughput_images: 10,
+        batch: 4,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -82,6 +86,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--throughput-images" => {
                 args.throughput_images = value("--throughput-images")?.parse()?
             }
+            "--batch" => args.batch = value("--batch")?.parse::<usize>()?.max(1),
             other => {
                 anyhow::bail!("unknown argument {other} (see the header of bench_precision.rs)")
             }
@@ -246,14 +251,21 @@ fn run_mode(
 
 /// Throughput on `n` copies of one photo (no activation copies): img/s one image after the
 /// other (preprocessing, then the network), img/s with the preprocessing of the next image on a
-/// [`prefetch`] worker while the device runs, and the rois per image.
+/// [`prefetch`] worker while the device runs, img/s of `batch` images per
+/// [`Detector::detect_batch`] call (pipelined too), and the rois per image.
 struct Throughput {
     serial: f64,
     pipelined: f64,
+    batched: f64,
     rois: usize,
 }
 
-fn throughput(detector: &Detector, image: &ImageBgr, n: usize) -> anyhow::Result<Throughput> {
+fn throughput(
+    detector: &Detector,
+    image: &ImageBgr,
+    n: usize,
+    batch: usize,
+) -> anyhow::Result<Throughput> {
     let opts = DetectOptions::default();
     let rois = detector.detect(image, &opts)?.rois.len(); // warm-up
     let t = Instant::now();
@@ -261,15 +273,30 @@ fn throughput(detector: &Detector, image: &ImageBgr, n: usize) -> anyhow::Result
         detect_with_oom_retry(detector, image, &net_input(image)?, &opts)?;
     }
     let serial = n as f64 / t.elapsed().as_secs_f64();
-    let copies = vec![image.clone(); n];
     let t = Instant::now();
-    for (image, input) in prefetch(copies, 2, |i: &ImageBgr| net_input(i)) {
+    for (image, input) in prefetch(vec![image.clone(); n], 2, |i: &ImageBgr| net_input(i)) {
         detect_with_oom_retry(detector, &image, &input?, &opts)?;
     }
     let pipelined = n as f64 / t.elapsed().as_secs_f64();
+    let groups: Vec<Vec<ImageBgr>> = (0..n)
+        .step_by(batch)
+        .map(|start| vec![image.clone(); batch.min(n - start)])
+        .collect();
+    let t = Instant::now();
+    for (group, inputs) in prefetch(groups, 2, |g: &Vec<ImageBgr>| {
+        g.iter().map(net_input).collect::<Result<Vec<_>, _>>()
+    }) {
+        let inputs = inputs?;
+        let items: Vec<_> = group.iter().zip(&inputs).collect();
+        for result in detector.detect_batch(&items, &opts) {
+            result?;
+        }
+    }
+    let batched = n as f64 / t.elapsed().as_secs_f64();
     Ok(Throughput {
         serial,
         pipelined,
+        batched,
         rois,
     })
 }
@@ -291,101 +318,115 @@ fn resized(image: &ImageBgr, h: usize, w: usize) -> ImageBgr {
     }
 }
 
-fn main() -> anyhow::Result<()> {
-    let args = parse_args()?;
-    let golden = args.golden.clone();
+/// The golden images (`--quick`: two of them), decoded.
+fn golden_images(golden: &Path, quick: bool) -> anyhow::Result<Vec<(String, ImageBgr)>> {
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(golden.join("index.json"))?)?;
     let mut names: Vec<String> = index["images"]
         .as_array()
-        .unwrap()
+        .ok_or_else(|| anyhow::anyhow!("{}: no \"images\" list", golden.display()))?
         .iter()
-        .map(|e| e["image"].as_str().unwrap().to_string())
+        .filter_map(|e| e["image"].as_str().map(str::to_string))
         .collect();
-    if args.quick {
+    if quick {
         names.retain(|n| n.starts_with("chelsea_tiny") || n.starts_with("coffee"));
     }
-    let images: Vec<(String, ImageBgr)> = names
+    names
         .iter()
         .map(|n| {
-            Ok((
-                n.clone(),
-                butd_preprocess::decode_file(&golden.join("images").join(n))?,
-            ))
+            let image = butd_preprocess::decode_file(&golden.join("images").join(n))?;
+            Ok((n.clone(), image))
         })
-        .collect::<anyhow::Result<_>>()?;
+        .collect()
+}
+
+/// The `butd verify` gate on one mode's records: parity.toml for exact, `--profile fast` else.
+fn gate(golden: &Path, out: &Path, mode: Precision) -> anyhow::Result<String> {
+    let (th, name) = match mode {
+        Precision::Exact => (Thresholds::builtin(None)?, "parity.toml"),
+        _ => (Thresholds::builtin(Some("fast"))?, "--profile fast"),
+    };
+    let report = compare_dirs_with(golden, out, &th, 2)?;
+    let s = &report.summary;
+    Ok(if s.gate_passed {
+        format!("pass ({name})")
+    } else {
+        format!(
+            "FAIL ({name}: {} breaches; first: {})",
+            s.breaches.len(),
+            s.breaches[0]
+        )
+    })
+}
+
+/// One mode's figures: the golden run, its gate, the throughput and the device memory in use.
+struct Row {
+    mode: Precision,
+    run: ModeRun,
+    gate: String,
+    throughput: Option<Throughput>,
+    memory_gb: Option<f64>,
+}
+
+fn measure(
+    args: &Args,
+    mode: Precision,
+    images: &[(String, ImageBgr)],
+    scratch: &Path,
+) -> anyhow::Result<Row> {
     let weights = args
         .weights
         .clone()
         .unwrap_or_else(support::synthetic_hf_weights);
-    let th_exact = Thresholds::builtin(None)?;
-    let min_iou = th_exact.matching.min_iou;
-    let scratch = tempfile::tempdir()?;
-    println!(
-        "bench precision: {} golden images from {}, device {}, load average {} at the start",
-        images.len(),
-        golden.display(),
-        device_name(args.device),
-        load_average()
+    let t = Instant::now();
+    let detector = Detector::load_with_precision(&weights, args.device, mode)?;
+    eprintln!(
+        "{mode}: loaded in {:.1} s; {} threads",
+        t.elapsed().as_secs_f64(),
+        tch::get_num_threads()
     );
+    let out = scratch.join(mode.name());
+    std::fs::create_dir_all(&out)?;
+    let min_iou = Thresholds::builtin(None)?.matching.min_iou;
+    let run = run_mode(&detector, images, (&args.golden, &out), min_iou)?;
+    let gate = match args.quick {
+        true => "- (--quick)".to_string(),
+        false => gate(&args.golden, &out, mode)?,
+    };
+    let throughput = match args.throughput {
+        Some((h, w)) => {
+            let photo = images
+                .iter()
+                .find(|(n, _)| n.starts_with("coffee"))
+                .ok_or_else(|| anyhow::anyhow!("no coffee image among the golden images"))?;
+            let photo = resized(&photo.1, h, w);
+            Some(throughput(
+                &detector,
+                &photo,
+                args.throughput_images,
+                args.batch,
+            )?)
+        }
+        None => None,
+    };
+    let memory_gb = cuda_memory().map(|(free, total)| (total - free) as f64 / 1e9);
+    Ok(Row {
+        mode,
+        run,
+        gate,
+        throughput,
+        memory_gb,
+    })
+}
 
-    let mut rows = Vec::new();
-    for &mode in &args.modes {
-        let t = Instant::now();
-        let detector = Detector::load_with_precision(&weights, args.device, mode)?;
-        eprintln!(
-            "{mode}: loaded in {:.1} s; {} threads",
-            t.elapsed().as_secs_f64(),
-            tch::get_num_threads()
-        );
-        let out = scratch.path().join(mode.name());
-        std::fs::create_dir_all(&out)?;
-        let run = run_mode(&detector, &images, (&golden, &out), min_iou)?;
-        let gate = if args.quick {
-            "- (--quick)".to_string()
-        } else {
-            let (th, name) = match mode {
-                Precision::Exact => (th_exact.clone(), "parity.toml"),
-                _ => (Thresholds::builtin(Some("fast"))?, "--profile fast"),
-            };
-            let report = compare_dirs_with(&golden, &out, &th, 2)?;
-            let s = &report.summary;
-            if s.gate_passed {
-                format!("pass ({name})")
-            } else {
-                format!(
-                    "FAIL ({name}: {} breaches; first: {})",
-                    s.breaches.len(),
-                    s.breaches[0]
-                )
-            }
-        };
-        let thr = match args.throughput {
-            Some((h, w)) => {
-                let photo = resized(
-                    &images
-                        .iter()
-                        .find(|(n, _)| n.starts_with("coffee"))
-                        .unwrap()
-                        .1,
-                    h,
-                    w,
-                );
-                Some(throughput(&detector, &photo, args.throughput_images)?)
-            }
-            None => None,
-        };
-        let memory = cuda_memory().map(|(free, total)| (total - free) as f64 / 1e9);
-        rows.push((mode, run, gate, thr, memory));
-    }
-
+fn print_speed(rows: &[Row]) {
     let per_image = |r: &ModeRun| (r.seconds / r.images as f64, r.cpu_seconds / r.images as f64);
-    let (base, base_cpu) = per_image(&rows[0].1);
+    let (base, base_cpu) = per_image(&rows[0].run);
     println!(
         "\n{:<6} {:>8} {:>6} {:>8} {:>9} {:>10} {:>17}",
         "mode", "s/image", "img/s", "GFLOP/s", "speed-up", "CPU s/img", "speed-up (CPU s)"
     );
-    for (mode, run, ..) in &rows {
+    for Row { mode, run, .. } in rows {
         let (s, cpu) = per_image(run);
         println!(
             "{:<6} {s:>8.3} {:>6.3} {:>8.1} {:>8.2}× {cpu:>10.3} {:>16.2}×",
@@ -396,6 +437,9 @@ fn main() -> anyhow::Result<()> {
             base_cpu / cpu
         );
     }
+}
+
+fn print_parity(rows: &mut [Row]) {
     println!(
         "\n{:<6} {:<20} {:<20} {:<20} {:<20} {:<21} {:<21} gate",
         "mode",
@@ -406,7 +450,10 @@ fn main() -> anyhow::Result<()> {
         "pool5 cos min/median",
         "features cos min/med"
     );
-    for (mode, run, gate, ..) in &mut rows {
+    for Row {
+        mode, run, gate, ..
+    } in rows.iter_mut()
+    {
         let p = &mut run.parity;
         println!(
             "{:<6} {:<20} {:<20} {:<20} {:<20} {:<21} {:<21} {gate}",
@@ -421,28 +468,55 @@ fn main() -> anyhow::Result<()> {
     }
     println!(
         "(pool5 cosine on the golden records that carry pool5_flat; speed-up over {} in this run)",
-        rows[0].0
+        rows[0].mode
     );
-    if let Some((h, w)) = args.throughput {
+}
+
+fn print_throughput(args: &Args, (h, w): (usize, usize), rows: &[Row]) {
+    println!(
+        "\nthroughput at {h}×{w}, {} copies of a golden photo per mode (serial: preprocess then \
+         network; pipelined: the next image preprocessed on a worker thread meanwhile; batched: \
+         {} images per detect_batch, res5 over all their rois, pipelined):",
+        args.throughput_images, args.batch
+    );
+    for row in rows {
+        let Some(t) = &row.throughput else { continue };
+        let mem = row.memory_gb.map_or(String::new(), |gb| {
+            format!(
+                ", device memory in use {gb:.2} GB (driver view: peak allocator reserve + context)"
+            )
+        });
         println!(
-            "\nthroughput at {h}×{w}, {} copies of a golden photo per mode, batch 1 \
-             (serial: preprocess then network; pipelined: the next image preprocessed on a worker \
-             thread meanwhile):",
-            args.throughput_images
+            "  {:<6} serial {:>8.3} img/s, pipelined {:>8.3} img/s, batched {:>8.3} img/s, {} rois{mem}",
+            row.mode.name(),
+            t.serial,
+            t.pipelined,
+            t.batched,
+            t.rois
         );
-        for (mode, _, _, thr, memory) in &rows {
-            let t = thr.as_ref().expect("measured with --throughput");
-            let mem = memory.map_or(String::new(), |gb| {
-                format!(", device memory in use {gb:.2} GB (driver view: peak allocator reserve + context)")
-            });
-            println!(
-                "  {:<6} serial {:>7.2} img/s, pipelined {:>7.2} img/s, {} rois{mem}",
-                mode.name(),
-                t.serial,
-                t.pipelined,
-                t.rois
-            );
-        }
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let images = golden_images(&args.golden, args.quick)?;
+    let scratch = tempfile::tempdir()?;
+    println!(
+        "bench precision: {} golden images from {}, device {}, load average {} at the start",
+        images.len(),
+        args.golden.display(),
+        device_name(args.device),
+        load_average()
+    );
+    let mut rows = args
+        .modes
+        .iter()
+        .map(|&mode| measure(&args, mode, &images, scratch.path()))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    print_speed(&rows);
+    print_parity(&mut rows);
+    if let Some(size) = args.throughput {
+        print_throughput(&args, size, &rows);
     }
     println!(
         "\nload average {} at the end (2-core machine: figures under load are upper bounds)",

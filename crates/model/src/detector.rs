@@ -6,6 +6,7 @@
 //! blobs for the proposal layer, `cls_prob`/`attr_prob`/`pool5_flat` for the selection, and the
 //! dumped activations.
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
 use butd_preprocess::{net_input, ImageBgr, NetInput};
@@ -153,6 +154,20 @@ pub struct Detection {
     pub activations: Option<Activations>,
     /// With [`DetectOptions::soft_labels`]: `cls_prob[keep]`, K × 1601 row-major.
     pub soft_labels: Option<Vec<f32>>,
+}
+
+/// One image up to its pooled rois: what res5 and the heads need, and what a record keeps of
+/// the early blobs.
+struct Front {
+    data: Tensor,
+    res4b22: Tensor,
+    rpn: crate::rpn::RpnOutput,
+    shape: InputShape,
+    feat_h: usize,
+    feat_w: usize,
+    rois: Vec<BoxF32>,
+    proposal_stats: ProposalStats,
+    pooler: RoiPooler,
 }
 
 /// The reference network, loaded once and run per image.
@@ -367,10 +382,81 @@ impl Detector {
         opts: &DetectOptions,
     ) -> Result<Detection, DetectError> {
         let _no_grad = tch::no_grad_guard();
-        let data = self.data_blob(input)?;
-        let (net_h, net_w) = (input.height, input.width);
-        let im_info = input.im_info();
+        let front = self.front(image, input, opts)?;
+        let segments = [(0, 0..front.rois.len())];
+        let pool5_flat = self.res5_batched(&[&front.pooler], &segments, self.roi_chunk(opts));
+        self.back(image, front, pool5_flat, opts)
+    }
 
+    /// Several images at once: each image's trunk, RPN and proposals as in [`Detector::detect`],
+    /// then res5 over the rois of all of them in batches of `roi_chunk` (crossing image
+    /// boundaries), then each image's heads and selection. On the CPU the values are those of
+    /// [`Detector::detect_prepared`] bit for bit (`tests/chunking.rs`): res5 treats rois
+    /// independently, and the batch only changes how many go through at once. An error in one
+    /// image is that image's result; a panic in the shared part (a libtorch exception such as
+    /// out of memory) runs the images again one by one, so each gets its own result.
+    pub fn detect_batch(
+        &self,
+        items: &[(&ImageBgr, &NetInput)],
+        opts: &DetectOptions,
+    ) -> Vec<Result<Detection, DetectError>> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.detect_batch_inner(items, opts)
+        }))
+        .unwrap_or_else(|_| {
+            items
+                .iter()
+                .map(|(image, input)| self.detect_prepared(image, input, opts))
+                .collect()
+        })
+    }
+
+    fn detect_batch_inner(
+        &self,
+        items: &[(&ImageBgr, &NetInput)],
+        opts: &DetectOptions,
+    ) -> Vec<Result<Detection, DetectError>> {
+        let _no_grad = tch::no_grad_guard();
+        let fronts: Vec<Result<Front, DetectError>> = items
+            .iter()
+            .map(|(image, input)| self.front(image, input, opts))
+            .collect();
+        let ready: Vec<&Front> = fronts.iter().filter_map(|f| f.as_ref().ok()).collect();
+        let poolers: Vec<&RoiPooler> = ready.iter().map(|f| &f.pooler).collect();
+        let segments: Vec<(usize, Range<usize>)> = ready
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (i, 0..f.rois.len()))
+            .collect();
+        let pool5_all = self.res5_batched(&poolers, &segments, self.roi_chunk(opts));
+        let mut offset = 0;
+        let mut results = Vec::with_capacity(items.len());
+        for (front, (image, _)) in fronts.into_iter().zip(items) {
+            results.push(front.and_then(|front| {
+                let n = front.rois.len() as i64;
+                let pool5_flat = pool5_all.narrow(0, offset, n);
+                offset += n;
+                self.back(image, front, pool5_flat, opts)
+            }));
+        }
+        results
+    }
+
+    fn roi_chunk(&self, opts: &DetectOptions) -> usize {
+        opts.roi_chunk
+            .unwrap_or_else(|| default_roi_chunk(self.device))
+            .max(1)
+    }
+
+    /// Preprocessed input → trunk → RPN → proposal layer → the ROI pooler (§2–§4.1).
+    fn front(
+        &self,
+        image: &ImageBgr,
+        input: &NetInput,
+        opts: &DetectOptions,
+    ) -> Result<Front, DetectError> {
+        let data = self.data_blob(input)?;
+        let im_info = input.im_info();
         let res4b22 = self.trunk.forward(&data);
         let (feat_h, feat_w) = (res4b22.size()[2] as usize, res4b22.size()[3] as usize);
         let rpn = self.rpn.forward(&res4b22);
@@ -384,8 +470,8 @@ impl Detector {
         let shape = InputShape {
             orig_h: image.height,
             orig_w: image.width,
-            net_h,
-            net_w,
+            net_h: input.height,
+            net_w: input.width,
             im_scale: input.scale,
             im_info,
         };
@@ -396,31 +482,73 @@ impl Detector {
                 input: shape,
             });
         }
-        let rois = proposals.rois;
-
-        let bins = rois
+        let bins = proposals
+            .rois
             .iter()
             .map(|r| roi_bins(r, feat_h as i64, feat_w as i64))
             .collect();
         let pooler = RoiPooler::new(&res4b22, bins);
-        let chunk = opts
-            .roi_chunk
-            .unwrap_or_else(|| default_roi_chunk(self.device))
-            .max(1);
-        let pool5: Vec<Tensor> = (0..rois.len())
-            .step_by(chunk)
-            .map(|start| {
-                let range = start..(start + chunk).min(rois.len());
-                self.heads.pool5(&pooler.pool(range))
-            })
-            .collect();
-        drop(pooler);
-        let pool5_flat = Tensor::cat(&pool5, 0);
-        let heads = self.heads.classify(&pool5_flat)?;
+        Ok(Front {
+            data,
+            res4b22,
+            rpn,
+            shape,
+            feat_h,
+            feat_w,
+            rois: proposals.rois,
+            proposal_stats: proposals.stats,
+            pooler,
+        })
+    }
 
+    /// `pool5_flat` of the rois `segments` (pooler index, roi range) name, in that order: ROI
+    /// pooling and res5 (§4.1–§4.3) in batches of at most `chunk` rois.
+    fn res5_batched(
+        &self,
+        poolers: &[&RoiPooler],
+        segments: &[(usize, Range<usize>)],
+        chunk: usize,
+    ) -> Tensor {
+        let mut outputs = Vec::new();
+        let mut pending: Vec<Tensor> = Vec::new();
+        let mut pending_rois = 0;
+        let mut flush = |pending: &mut Vec<Tensor>| {
+            if !pending.is_empty() {
+                outputs.push(self.heads.pool5(&Tensor::cat(pending, 0)));
+                pending.clear();
+            }
+        };
+        for (index, range) in segments {
+            let mut start = range.start;
+            while start < range.end {
+                let take = (chunk - pending_rois).min(range.end - start);
+                pending.push(poolers[*index].pool(start..start + take));
+                (start, pending_rois) = (start + take, pending_rois + take);
+                if pending_rois == chunk {
+                    flush(&mut pending);
+                    pending_rois = 0;
+                }
+            }
+        }
+        flush(&mut pending);
+        drop(flush);
+        Tensor::cat(&outputs, 0)
+    }
+
+    /// `pool5_flat` → heads → generate_tsv's selection and LXMERT's labels (§5–§6).
+    fn back(
+        &self,
+        image: &ImageBgr,
+        front: Front,
+        pool5_flat: Tensor,
+        opts: &DetectOptions,
+    ) -> Result<Detection, DetectError> {
+        drop(front.pooler);
+        let heads = self.heads.classify(&pool5_flat)?;
         let cls_prob = to_host_f32(&heads.cls_prob);
         let attr_prob = to_host_f32(&heads.attr_prob);
-        let unscaled = unscale_boxes(&rois, input.scale);
+        let rois = front.rois;
+        let unscaled = unscale_boxes(&rois, front.shape.im_scale);
         let selection = select_boxes(&unscaled, &cls_prob, NUM_CLASSES as usize, &opts.select);
         let keep = &selection.keep;
         let (objects_id, objects_conf) = argmax_skip_first(&cls_prob, NUM_CLASSES as usize, keep);
@@ -430,7 +558,6 @@ impl Detector {
         let features = to_host_f32(&pool5_flat.index_select(0, &keep_index));
         debug_assert_eq!(features.len(), keep.len() * POOL5_CHANNELS as usize);
         let boxes = keep.iter().map(|&k| unscaled[k]).collect();
-
         let soft_labels = opts.soft_labels.then(|| {
             let c = NUM_CLASSES as usize;
             keep.iter()
@@ -440,20 +567,19 @@ impl Detector {
         let activations = opts.dump_activations.then(|| {
             let cpu = |t: &Tensor| t.to_device(Device::Cpu).contiguous();
             Activations {
-                early: early_activations(image, &data, &res4b22, &rpn),
+                early: early_activations(image, &front.data, &front.res4b22, &front.rpn),
                 pool5_flat: cpu(&pool5_flat),
                 cls_prob: cpu(&heads.cls_prob),
                 predicted_cls: cpu(&heads.predicted_cls).to_kind(Kind::Float),
                 attr_prob: cpu(&heads.attr_prob),
             }
         });
-
         Ok(Detection {
-            input: shape,
-            feat_h,
-            feat_w,
+            input: front.shape,
+            feat_h: front.feat_h,
+            feat_w: front.feat_w,
             rois,
-            proposal_stats: proposals.stats,
+            proposal_stats: front.proposal_stats,
             selection,
             boxes,
             features,
