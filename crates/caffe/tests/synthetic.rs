@@ -4,12 +4,14 @@
 //! by `butd-synth` when missing; its own tests pin the files to the documented sha256s, so
 //! a value the reader decodes differently from the recipe is the reader's fault.
 
-#[path = "common/model_file.rs"]
-mod model_file;
-
 use butd_caffe::{BlobDtype, CaffeModel, Format};
+use butd_synth::Variant;
 use butd_synth::{layers as constants, Layer as LayerSpec};
-use model_file::{synthetic_model, V1_FLOAT, V2_DOUBLE, V2_FLOAT};
+
+/// The synthetic model `variant`, written into the butd cache when missing.
+fn synthetic_model(variant: Variant) -> std::path::PathBuf {
+    butd_synth::cached(variant).expect("the synthetic model is written")
+}
 
 // The ten layers after `attr_prob` that the BUTD test net does not use (SYNTHETIC.md §1).
 use butd_synth::UNUSED_BY_TEST_NET as EXTRA_LAYERS;
@@ -29,7 +31,7 @@ const V1_ENUM_TYPES: [&str; 9] = [
 
 #[test]
 fn v2_figures_match_synthetic_md() {
-    let model = CaffeModel::open(synthetic_model(V2_FLOAT)).unwrap();
+    let model = CaffeModel::open(synthetic_model(Variant::V2_FLOAT)).unwrap();
     assert_eq!(model.format(), Format::V2);
     assert_eq!(model.net_name(), Some("ResNet-101"));
     let layers = model.layers();
@@ -69,7 +71,7 @@ fn v2_figures_match_synthetic_md() {
 
 #[test]
 fn v2_float_every_value_is_bit_exact() {
-    let model = CaffeModel::open(synthetic_model(V2_FLOAT)).unwrap();
+    let model = CaffeModel::open(synthetic_model(Variant::V2_FLOAT)).unwrap();
     check_against_constants(
         &model,
         |spec| spec.kind.clone(),
@@ -83,7 +85,7 @@ fn v2_float_every_value_is_bit_exact() {
 
 #[test]
 fn v1_float_every_value_is_bit_exact() {
-    let model = CaffeModel::open(synthetic_model(V1_FLOAT)).unwrap();
+    let model = CaffeModel::open(synthetic_model(Variant::V1_FLOAT)).unwrap();
     assert_eq!(model.format(), Format::V1);
     check_against_constants(
         &model,
@@ -101,7 +103,7 @@ fn v1_float_every_value_is_bit_exact() {
 
 #[test]
 fn v2_double_every_value_is_bit_exact() {
-    let model = CaffeModel::open(synthetic_model(V2_DOUBLE)).unwrap();
+    let model = CaffeModel::open(synthetic_model(Variant::V2_DOUBLE)).unwrap();
     check_against_constants(
         &model,
         |spec| spec.kind.clone(),

@@ -27,19 +27,6 @@ const TARGET_RSS_MB: f64 = 700.0;
 const NUMPY_SECONDS: f64 = 0.67;
 const NUMPY_RSS_MB: f64 = 386.0;
 
-fn cache_dir() -> PathBuf {
-    std::env::var_os("BUTD_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            let base = std::env::var_os("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| {
-                    PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
-                });
-            base.join("butd")
-        })
-}
-
 /// Peak resident set size of this process so far, in MB (VmHWM, reported in kB).
 fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -111,7 +98,7 @@ fn convert_once(
 fn main() -> std::process::ExitCode {
     let mut args = std::env::args().skip(1);
     let (mut model, mut runs, mut float) = (
-        cache_dir().join("synthetic.caffemodel"),
+        butd_synth::cache_dir().join("synthetic.caffemodel"),
         5usize,
         FloatDtype::F32,
     );
@@ -142,8 +129,8 @@ fn main() -> std::process::ExitCode {
         );
         return std::process::ExitCode::from(2);
     }
-    std::fs::create_dir_all(cache_dir()).expect("cache dir");
-    let dir = tempfile::tempdir_in(cache_dir()).expect("temporary directory");
+    std::fs::create_dir_all(butd_synth::cache_dir()).expect("cache dir");
+    let dir = tempfile::tempdir_in(butd_synth::cache_dir()).expect("temporary directory");
     let out = dir.path().join("bench.safetensors");
     let model_mb = std::fs::metadata(&model)
         .map(|m| m.len() as f64 / 1e6)

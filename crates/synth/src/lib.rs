@@ -24,7 +24,7 @@
 //!   of the recipe); the sha256 figures of SYNTHETIC.md §1 anchor them to the Python generator
 //!   that produced the golden run's file.
 use std::io::{self, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 mod wire;
@@ -264,6 +264,27 @@ pub fn ensure(path: &Path, variant: Variant) -> io::Result<()> {
         std::fs::create_dir_all(dir)?;
     }
     write_file(path, variant)
+}
+
+/// The butd cache: `$BUTD_CACHE`, else `$XDG_CACHE_HOME/butd`, else `~/.cache/butd` (as
+/// `scripts/env.sh`), where the tests, benchmarks and scripts keep the synthetic models.
+pub fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("BUTD_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".cache")
+        });
+    base.join("butd")
+}
+
+/// The cached copy of `variant` in [`cache_dir`], written first when missing ([`ensure`]).
+pub fn cached(variant: Variant) -> io::Result<PathBuf> {
+    let path = cache_dir().join(variant.file_name());
+    ensure(&path, variant)?;
+    Ok(path)
 }
 
 mod table {

@@ -20,19 +20,6 @@ pub fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../golden")
 }
 
-/// `$BUTD_CACHE`, else `$XDG_CACHE_HOME/butd`, else `~/.cache/butd` (as `scripts/env.sh`).
-pub fn cache_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("BUTD_CACHE") {
-        return PathBuf::from(dir);
-    }
-    let base = std::env::var_os("XDG_CACHE_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cache")
-        });
-    base.join("butd")
-}
-
 /// A unique temporary name beside `path`, renamed over it when complete, so concurrent test
 /// binaries never read half a file.
 fn temp_beside(path: &Path) -> PathBuf {
@@ -42,10 +29,8 @@ fn temp_beside(path: &Path) -> PathBuf {
 
 /// The synthetic caffemodel of `golden/SYNTHETIC.md`, written by `butd-synth` when missing.
 pub fn synthetic_caffemodel() -> PathBuf {
-    let variant = butd_synth::Variant::V2_FLOAT;
-    let path = cache_dir().join(variant.file_name());
-    butd_synth::ensure(&path, variant).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    path
+    butd_synth::cached(butd_synth::Variant::V2_FLOAT)
+        .unwrap_or_else(|e| panic!("the synthetic caffemodel: {e}"))
 }
 
 /// The synthetic model converted by butd-mapping with the built-in `caffe-to-hf-frcnn`
@@ -58,7 +43,7 @@ pub fn synthetic_hf_weights() -> PathBuf {
     CONVERTED
         .get_or_init(|| {
             let caffemodel = synthetic_caffemodel();
-            let path = cache_dir().join("synthetic-hf-frcnn.safetensors");
+            let path = butd_synth::cache_dir().join("synthetic-hf-frcnn.safetensors");
             let model = butd_caffe::CaffeModel::open(&caffemodel).unwrap();
             let mapping = butd_mapping::Mapping::builtin("caffe-to-hf-frcnn").unwrap();
             let target = mapping.target_manifest().unwrap();

@@ -251,12 +251,11 @@ fn written_line(path: &Path, w: &Written, dtype: DtypeArg, seconds: f64) -> Stri
 
 #[cfg(test)]
 mod tests {
-    use super::super::inspect::model_file;
     use super::*;
 
     fn args(map: &Path, output: Option<PathBuf>, dry_run: bool) -> Args {
         Args {
-            model: model_file::synthetic_model(model_file::V2_FLOAT),
+            model: butd_synth::cached(butd_synth::Variant::V2_FLOAT).unwrap(),
             map: map.display().to_string(),
             output,
             dtype: DtypeArg::F32,
@@ -310,7 +309,7 @@ mod tests {
 
     /// A copy of the synthetic model with `value` as the first value of `layer`'s blob `blob`.
     fn model_with(dir: &Path, layer: &str, blob: usize, value: f32) -> PathBuf {
-        let source = model_file::synthetic_model(model_file::V2_FLOAT);
+        let source = butd_synth::cached(butd_synth::Variant::V2_FLOAT).unwrap();
         let model = CaffeModel::open(&source).unwrap();
         let b = &model.layer(layer).unwrap().blobs[blob];
         let mut first = [0.0f32];
@@ -372,7 +371,11 @@ mod tests {
         let dir = tmp.path().join("same");
         std::fs::create_dir_all(&dir).unwrap();
         let model = dir.join("m.caffemodel");
-        std::fs::copy(model_file::synthetic_model(model_file::V2_FLOAT), &model).unwrap();
+        std::fs::copy(
+            butd_synth::cached(butd_synth::Variant::V2_FLOAT).unwrap(),
+            &model,
+        )
+        .unwrap();
         std::os::unix::fs::symlink(&model, dir.join("link.safetensors")).unwrap();
         for out in [
             model.clone(),

@@ -339,12 +339,11 @@ fn report_json(l: &Loaded, args: &Args) -> Value {
 
 #[cfg(test)]
 mod tests {
-    use super::super::inspect::model_file;
     use super::*;
 
     #[test]
     fn builtin_mapping_leaves_nothing_unmapped_and_reads_like_ports_g() {
-        let model = model_file::synthetic_model(model_file::V2_FLOAT);
+        let model = butd_synth::cached(butd_synth::Variant::V2_FLOAT).unwrap();
         let loaded = load(&model, "caffe-to-hf-frcnn", None).unwrap();
         let text = report_text(&loaded, true);
         for line in [
@@ -378,7 +377,7 @@ mod tests {
 
     #[test]
     fn a_target_with_other_keys_shows_both_sides() {
-        let model = model_file::synthetic_model(model_file::V2_FLOAT);
+        let model = butd_synth::cached(butd_synth::Variant::V2_FLOAT).unwrap();
         let dir = std::env::temp_dir().join(format!("butd-diff-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))

@@ -239,20 +239,13 @@ fn thousands(n: u64) -> String {
     out
 }
 
-/// The caffe crate's test helper that generates the synthetic model; this test uses one of
-/// its variants only.
-#[cfg(test)]
-#[allow(dead_code)]
-#[path = "../../../caffe/tests/common/model_file.rs"]
-pub(crate) mod model_file;
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn reports_the_synthetic_model_as_synthetic_md_says() {
-        let path = model_file::synthetic_model(model_file::V2_FLOAT);
+        let path = butd_synth::cached(butd_synth::Variant::V2_FLOAT).unwrap();
         let model = CaffeModel::open(&path).unwrap();
         let report = Report::new(&model, &path, false);
         let t = &report.totals;

@@ -1,13 +1,11 @@
-//! Shared test helpers. The synthetic model and the protobuf encoder are the caffe crate's
-//! test helpers (one generator, one cache naming for the whole workspace).
+//! Shared test helpers. The synthetic model comes from butd-synth (one generator, one cache for
+//! the whole workspace); the protobuf encoder is the caffe crate's test helper.
 #![allow(dead_code, unused_imports)]
 
 use std::path::{Path, PathBuf};
 
 #[path = "../../../caffe/tests/common/encode.rs"]
 mod encode;
-#[path = "../../../caffe/tests/common/model_file.rs"]
-mod model_file;
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -15,11 +13,12 @@ pub fn repo_root() -> PathBuf {
 
 /// The synthetic BUTD model (golden/SYNTHETIC.md), `--format v2` or `v1`, f32 data.
 pub fn synthetic_model(format: &str) -> PathBuf {
-    match format {
-        "v2" => model_file::synthetic_model(model_file::V2_FLOAT),
-        "v1" => model_file::synthetic_model(model_file::V1_FLOAT),
+    let variant = match format {
+        "v2" => butd_synth::Variant::V2_FLOAT,
+        "v1" => butd_synth::Variant::V1_FLOAT,
         other => panic!("no synthetic model format {other}"),
-    }
+    };
+    butd_synth::cached(variant).expect("the synthetic model is written")
 }
 
 /// `(layer name, type, blobs as (shape, values))`.
