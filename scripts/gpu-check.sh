@@ -6,7 +6,7 @@
 #   scripts/gpu-check.sh --device cpu           # dry run here: the same steps, kept short (2
 #                                               # golden images, 300×500, no time limit)
 # It prints the device, per mode img/s on the golden images and at 600×1000 with 300 rois
-# (batch 1: serial and pipelined), the device memory in use, and the parity of each mode
+# (batch 1: serial and pipelined; 4 images per Detector::detect_batch), the device memory in use, and the parity of each mode
 # against golden/ with the verify gate (parity.toml for exact, --profile fast for the others).
 # libtorch: this repository's venv (scripts/env.sh) when present, else the python3 torch.
 set -euo pipefail
@@ -47,7 +47,7 @@ weights="$BUTD_CACHE/synthetic-hf.safetensors"
 echo "== device"
 if [ "$device" = cpu ]; then
   lscpu | grep -E '^Model name' || true
-  args=(--quick --throughput 300x500 --throughput-images 1)
+  args=(--quick --throughput 300x500 --throughput-images 2 --batch 2)
   limit=0
 else
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true

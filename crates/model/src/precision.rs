@@ -18,8 +18,15 @@
 //! global average `pool5_flat` is taken in f32. Everything that decides *which* boxes come out
 //! stays float32 or f64 as in exact mode: the trunk and the RPN (so the proposals, and `rois`,
 //! are exact mode's, bit for bit), the classifier and attribute layers (2.8 GFLOP, 0.15 %),
-//! the proposal layer, NMS and the selection. A bf16 trunk could win at most its 7 % of the
-//! FLOPs and would move near-tied RPN scores, and so the rois; it was not tried.
+//! the proposal layer, NMS and the selection.
+//!
+//! A bf16 trunk (res2–res4 in bf16, channels-last) was tried and rejected. The trunk is 7 % of
+//! the FLOPs but, in f32 NCHW, about a fifth of exact mode's time, so it is what keeps bf16
+//! from 3×: with it the golden set ran 2.77× exact's speed in the same run (against ≈ 2×).
+//! But it moved the proposals: rois matched at IoU ≥ 0.9 fell to 84.3 %, kept boxes matched to
+//! 66.2 %, object labels on matched boxes to 97.4 % (load average 9; keeping the residual
+//! stream in f32 between the bf16 convolutions gave 87.2 %, 71.8 %, 98.1 %). Near-tied RPN
+//! scores (§7.1) turn bf16's 3 significant digits into other boxes.
 //!
 //! `tf32` lets cuDNN use TF32 for the convolutions (libtorch's default when
 //! `NVIDIA_TF32_OVERRIDE` is not `0`); tch exposes no switch for cuBLAS's TF32 matmuls, so the
