@@ -152,7 +152,10 @@ impl Plan {
             .retain(|(k, _)| k != METADATA_MAPPING && k != METADATA_MAPPING_DIGEST);
         options.metadata.extend([
             (METADATA_MAPPING.to_string(), mapping.origin.clone()),
-            (METADATA_MAPPING_DIGEST.to_string(), mapping.digest().to_string()),
+            (
+                METADATA_MAPPING_DIGEST.to_string(),
+                mapping.digest().to_string(),
+            ),
         ]);
         let options = &options;
         let io = |source| Error::Io {

@@ -426,7 +426,10 @@ fn the_digest_ignores_comments_and_layout_but_not_rules() {
             .to_string()
     };
     let base = digest(BASE);
-    assert!(base.starts_with("fnv1a64:") && base.len() == "fnv1a64:".len() + 16, "{base}");
+    assert!(
+        base.starts_with("fnv1a64:") && base.len() == "fnv1a64:".len() + 16,
+        "{base}"
+    );
     let commented = BASE.replace("[rule.conv]", "# a note\n\n[rule.conv]   # more");
     assert_eq!(digest(&commented), base);
     let described = format!("description = \"another text\"\n{BASE}");

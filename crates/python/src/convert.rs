@@ -71,6 +71,9 @@ fn convert(
 /// The array in standard layout (a transform may leave a permuted view), moved into numpy.
 fn numpy_array<T: Element + Clone>(py: Python<'_>, a: ArrayD<T>) -> PyResult<Bound<'_, PyAny>> {
     let shape = a.shape().to_vec();
-    let (values, _) = a.as_standard_layout().into_owned().into_raw_vec_and_offset();
+    let (values, _) = a
+        .as_standard_layout()
+        .into_owned()
+        .into_raw_vec_and_offset();
     Ok(PyArray1::from_vec(py, values).reshape(shape)?.into_any())
 }

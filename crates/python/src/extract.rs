@@ -99,9 +99,7 @@ impl Extractor {
         let precision = precision.to_string();
         guard(py, move || {
             let dev = parse_device(&device).map_err(|e| anyhow!("device: {e}"))?;
-            let precision: Precision = precision
-                .parse()
-                .map_err(|e| anyhow!("precision: {e}"))?;
+            let precision: Precision = precision.parse().map_err(|e| anyhow!("precision: {e}"))?;
             precision
                 .configure(dev)
                 .map_err(|e| anyhow!("precision: {e}"))?;
@@ -158,9 +156,7 @@ fn bgr_image(image: &PyReadonlyArray3<'_, u8>) -> anyhow::Result<ImageBgr> {
     let shape = image.shape();
     let (height, width) = (shape[0], shape[1]);
     if shape[2] != 3 || height == 0 || width == 0 {
-        bail!(
-            "image array of shape {shape:?}: expected H×W×3 uint8 BGR (as cv2.imread gives it)"
-        );
+        bail!("image array of shape {shape:?}: expected H×W×3 uint8 BGR (as cv2.imread gives it)");
     }
     // `as_slice` also accepts Fortran order (memory in column-major order): only C order is
     // taken as it lies, anything else in logical (row-major) order.
@@ -189,7 +185,10 @@ fn detection_dict(py: Python<'_>, det: Detection) -> PyResult<Bound<'_, PyDict>>
         let d = PyDict::new(py);
         d.set_item("boxes", PyArray1::from_vec(py, boxes).reshape([k, 4])?)?;
         // Moved, not copied: the array owns the detector's Vec; reshape makes a view.
-        d.set_item("features", PyArray1::from_vec(py, det.features).reshape([k, dim])?)?;
+        d.set_item(
+            "features",
+            PyArray1::from_vec(py, det.features).reshape([k, dim])?,
+        )?;
         d.set_item("objects_id", PyArray1::from_vec(py, det.objects_id))?;
         d.set_item("objects_conf", PyArray1::from_vec(py, det.objects_conf))?;
         d.set_item("attrs_id", PyArray1::from_vec(py, det.attrs_id))?;
@@ -259,10 +258,7 @@ impl ExtractMany {
     }
 
     /// `(path, dict)` for the next image, or `(path, message)` when it failed.
-    fn __next__<'py>(
-        &mut self,
-        py: Python<'py>,
-    ) -> PyResult<Option<(PathBuf, Bound<'py, PyAny>)>> {
+    fn __next__<'py>(&mut self, py: Python<'py>) -> PyResult<Option<(PathBuf, Bound<'py, PyAny>)>> {
         // Ctrl-C during the previous image is raised here, between images.
         py.check_signals()?;
         let Some(path) = self.paths.get(self.next).cloned() else {

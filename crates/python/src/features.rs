@@ -12,10 +12,10 @@ use std::io::{BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
+use butd_formats::{detect_format, Format};
 use butd_formats::{
     read_uniter_npz, ButdTsvReader, LxmertTsvReader, NdArray, Record, UniterLmdbReader, VqaHdf5,
 };
-use butd_formats::{detect_format, Format};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
 use safetensors::SafeTensors;
@@ -147,14 +147,17 @@ impl FeatureFile {
                 let mut file = File::open(&self.path)
                     .with_context(|| format!("{}: cannot open", self.path.display()))?;
                 file.seek(SeekFrom::Start(offset))?;
-                file.read_exact(&mut line)
-                    .with_context(|| format!("{}: cannot read the row of {id}", self.path.display()))?;
+                file.read_exact(&mut line).with_context(|| {
+                    format!("{}: cannot read the row of {id}", self.path.display())
+                })?;
                 let row = if *lxmert {
                     LxmertTsvReader::new(Cursor::new(line), &self.path).next()
                 } else {
                     ButdTsvReader::new(Cursor::new(line), &self.path).next()
                 };
-                Ok(record_values(row.ok_or_else(|| anyhow!("{id}: empty row"))??))
+                Ok(record_values(
+                    row.ok_or_else(|| anyhow!("{id}: empty row"))??,
+                ))
             }
             Index::Lmdb(reader, keys) => Ok(ndarrays(reader.get(&keys[id])?.arrays)),
             Index::Vqa(file, images) => {
@@ -162,8 +165,14 @@ impl FeatureFile {
                 let k = img.image_bb.len();
                 Ok(vec![
                     ("image_id".into(), Value::Int(img.image_id)),
-                    ("image_bb".into(), f32s(img.image_bb.iter().flatten(), vec![k, 4])),
-                    ("spatial_features".into(), f32s(img.spatial.iter().flatten(), vec![k, 6])),
+                    (
+                        "image_bb".into(),
+                        f32s(img.image_bb.iter().flatten(), vec![k, 4]),
+                    ),
+                    (
+                        "spatial_features".into(),
+                        f32s(img.spatial.iter().flatten(), vec![k, 6]),
+                    ),
                     (
                         "image_features".into(),
                         f32s(img.features.iter(), vec![k, img.feature_dim]),
@@ -186,10 +195,16 @@ fn i64s(values: &[i64]) -> Value {
 /// Every file `<id>.<ext>` directly in `dir`, sorted by id.
 fn files(dir: &Path, ext: &str) -> anyhow::Result<(Vec<String>, Index)> {
     let mut found = Vec::new();
-    for entry in std::fs::read_dir(dir).with_context(|| format!("{}: cannot list", dir.display()))? {
+    for entry in
+        std::fs::read_dir(dir).with_context(|| format!("{}: cannot list", dir.display()))?
+    {
         let path = entry?.path();
         if path.extension().and_then(|e| e.to_str()) == Some(ext) {
-            let id = path.file_stem().unwrap_or_default().to_string_lossy().into_owned();
+            let id = path
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
             found.push((id, path));
         }
     }
@@ -212,7 +227,11 @@ fn tsv(path: &Path) -> anyhow::Result<(Vec<String>, HashMap<String, (u64, usize)
         }
         let id_end = line.iter().position(|&b| b == b'\t').unwrap_or(0);
         if id_end == 0 && !line.trim_ascii().is_empty() {
-            bail!("{}: line {}: no tab-separated id", path.display(), ids.len() + 1);
+            bail!(
+                "{}: line {}: no tab-separated id",
+                path.display(),
+                ids.len() + 1
+            );
         }
         if id_end > 0 {
             let id = String::from_utf8_lossy(&line[..id_end]).into_owned();
@@ -233,7 +252,11 @@ fn open_lmdb(dir: &Path) -> anyhow::Result<(Vec<String>, Index)> {
         .iter()
         .map(|k| k.strip_suffix(".npz").unwrap_or(k).to_string())
         .collect();
-    let keys = ids.iter().cloned().zip(reader.keys().iter().cloned()).collect();
+    let keys = ids
+        .iter()
+        .cloned()
+        .zip(reader.keys().iter().cloned())
+        .collect();
     Ok((ids, Index::Lmdb(reader, keys)))
 }
 
@@ -259,14 +282,20 @@ fn record_values(r: Record) -> Values {
         ("image_h".into(), Value::Int(r.image_h as i64)),
         ("image_w".into(), Value::Int(r.image_w as i64)),
         ("boxes".into(), f32s(r.boxes.iter().flatten(), vec![k, 4])),
-        ("features".into(), f32s(r.features.iter(), vec![k, r.feature_dim])),
+        (
+            "features".into(),
+            f32s(r.features.iter(), vec![k, r.feature_dim]),
+        ),
     ];
     for (name, ids) in [("objects_id", &r.objects_id), ("attrs_id", &r.attrs_id)] {
         if let Some(ids) = ids {
             v.push((name.into(), i64s(ids)));
         }
     }
-    for (name, confs) in [("objects_conf", &r.objects_conf), ("attrs_conf", &r.attrs_conf)] {
+    for (name, confs) in [
+        ("objects_conf", &r.objects_conf),
+        ("attrs_conf", &r.attrs_conf),
+    ] {
         if let Some(c) = confs {
             v.push((name.into(), f32s(c.iter(), vec![c.len()])));
         }
@@ -277,7 +306,9 @@ fn record_values(r: Record) -> Values {
 /// Every tensor of a record file, and `image_h` / `image_w` from its metadata.
 fn read_record_file(path: &Path) -> anyhow::Result<Values> {
     let bytes = std::fs::read(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    let bad = |e: safetensors::SafeTensorError| anyhow!("{}: not a safetensors file: {e}", path.display());
+    let bad = |e: safetensors::SafeTensorError| {
+        anyhow!("{}: not a safetensors file: {e}", path.display())
+    };
     let (_, header) = SafeTensors::read_metadata(&bytes).map_err(bad)?;
     let st = SafeTensors::deserialize(&bytes).map_err(bad)?;
     let mut values = Values::new();
@@ -291,9 +322,17 @@ fn read_record_file(path: &Path) -> anyhow::Result<Values> {
     names.sort();
     for name in names {
         let t = st.tensor(&name).map_err(bad)?;
-        let dtype = numpy_dtype(t.dtype())
-            .ok_or_else(|| anyhow!("{}: tensor {name}: dtype {:?} has no numpy twin here", path.display(), t.dtype()))?;
-        values.push((name, Value::Array(dtype, t.shape().to_vec(), t.data().to_vec())));
+        let dtype = numpy_dtype(t.dtype()).ok_or_else(|| {
+            anyhow!(
+                "{}: tensor {name}: dtype {:?} has no numpy twin here",
+                path.display(),
+                t.dtype()
+            )
+        })?;
+        values.push((
+            name,
+            Value::Array(dtype, t.shape().to_vec(), t.data().to_vec()),
+        ));
     }
     Ok(values)
 }

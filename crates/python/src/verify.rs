@@ -16,10 +16,13 @@ pub(crate) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
 
 fn format(name: Option<&str>) -> anyhow::Result<Option<Format>> {
     name.map(|n| {
-        Format::ALL.into_iter().find(|f| f.name() == n).ok_or_else(|| {
-            let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
-            anyhow!("format {n:?}: expected one of {}", names.join(", "))
-        })
+        Format::ALL
+            .into_iter()
+            .find(|f| f.name() == n)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+                anyhow!("format {n:?}: expected one of {}", names.join(", "))
+            })
     })
     .transpose()
 }
@@ -78,15 +81,26 @@ fn verify(
             progress: None,
         };
         let report = run_verify(
-            &spec(&golden, format(golden_format.as_deref())?, golden_label_base),
-            &spec(&candidate, format(candidate_format.as_deref())?, candidate_label_base),
+            &spec(
+                &golden,
+                format(golden_format.as_deref())?,
+                golden_label_base,
+            ),
+            &spec(
+                &candidate,
+                format(candidate_format.as_deref())?,
+                candidate_label_base,
+            ),
             &th,
             &opts,
         )?;
         let json = report.to_json();
         if let Some(dir) = &report_dir {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            for (name, text) in [("parity.json", json.clone()), ("parity.html", report.to_html())] {
+            for (name, text) in [
+                ("parity.json", json.clone()),
+                ("parity.html", report.to_html()),
+            ] {
                 let path = dir.join(name);
                 std::fs::write(&path, text)
                     .with_context(|| format!("writing {}", path.display()))?;
