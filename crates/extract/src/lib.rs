@@ -30,13 +30,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use butd_model::detector::{
-    configure_runtime, device_name, parse_device, DetectError, DetectOptions, Detector,
+    configure_runtime, device_name, parse_device, DetectError, DetectOptions, Detection, Detector,
 };
 use butd_model::precision::Precision;
 use butd_model::record::{write_no_proposals_record, write_record, RecordInfo};
 use butd_model::select::SelectConfig;
 use butd_model::tch::Device;
-use butd_model::throughput::{detect_with_oom_retry, prefetch, Prepared};
+use butd_model::throughput::{
+    detect_batch_with_fallback, detect_with_oom_retry, prefetch, Prepared,
+};
 use butd_record::{meta, record_state, RecordState};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
@@ -130,6 +132,11 @@ struct Args {
     /// Rois per res5 batch (memory/speed only; default 32 on the CPU, 300 on CUDA)
     #[arg(long)]
     roi_chunk: Option<usize>,
+    /// Images per network call: their res5 and heads run as one batch of rois (for GPUs; on
+    /// the CPU it neither helps nor changes a bit). A failure in the shared part runs the
+    /// images one by one
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    batch: u16,
     /// libtorch intra-op threads (default: all cores; give each of several processes on one
     /// machine its share)
     #[arg(long)]
@@ -338,10 +345,40 @@ struct Work<'a> {
     info: &'a RecordInfo,
 }
 
-fn extract_one(
+/// One prepared image: decoded, its network input made, its file's SHA-256.
+type Ready = (Prepared, String);
+
+fn extract_one(work: &Work, input: &Input, ready: Ready) -> anyhow::Result<Outcome> {
+    let (prepared, _) = &ready;
+    let detection =
+        detect_with_oom_retry(work.detector, &prepared.image, &prepared.input, work.opts);
+    write_outcome(work, input, ready, detection)
+}
+
+/// The records of `batch` (several images through [`detect_batch_with_fallback`]), in order.
+fn extract_batch(work: &Work, batch: Vec<(Input, Ready)>) -> Vec<(Input, anyhow::Result<Outcome>)> {
+    let items: Vec<_> = batch
+        .iter()
+        .map(|(_, (p, _))| (&p.image, &p.input))
+        .collect();
+    let detections = detect_batch_with_fallback(work.detector, &items, work.opts);
+    drop(items);
+    batch
+        .into_iter()
+        .zip(detections)
+        .map(|((input, ready), detection)| {
+            let outcome = write_outcome(work, &input, ready, detection);
+            (input, outcome)
+        })
+        .collect()
+}
+
+/// Writes what `detection` gave for `input`: its record, or its no-proposals record.
+fn write_outcome(
     work: &Work,
     input: &Input,
-    prepared: Result<(Prepared, String), butd_preprocess::Error>,
+    (prepared, image_sha256): Ready,
+    detection: Result<Detection, DetectError>,
 ) -> anyhow::Result<Outcome> {
     let Work {
         detector,
@@ -349,7 +386,6 @@ fn extract_one(
         out,
         info,
     } = *work;
-    let (prepared, image_sha256) = prepared?;
     let mut info = RecordInfo {
         image_name: input
             .path
@@ -359,7 +395,7 @@ fn extract_one(
     };
     info.extra.push((meta::IMAGE_SHA256.into(), image_sha256));
     let path = out.record_path(&input.id);
-    match detect_with_oom_retry(detector, &prepared.image, &prepared.input, opts) {
+    match detection {
         Ok(detection) => {
             write_record(&path, &detection, &info)?;
             Ok(Outcome::Record)
@@ -521,7 +557,13 @@ fn run(args: Args) -> anyhow::Result<ExitCode> {
         out: &out,
         info: &info,
     };
-    let (failed_now, elapsed) = extract_all(&work, &plan.todo, &mut failures, log_every)?;
+    let (failed_now, elapsed) = extract_all(
+        &work,
+        &plan.todo,
+        args.batch as usize,
+        &mut failures,
+        log_every,
+    )?;
     eprintln!(
         "{} of {} extracted into {} in {}{}",
         plan.todo.len() - failed_now,
@@ -617,24 +659,56 @@ fn load_detector(
     Ok((detector, opts))
 }
 
-/// Extracts `todo` in order, each failure said on stderr and added to `failures.tsv` as it
-/// happens; returns how many failed and the seconds taken.
+/// Extracts `todo` in order, `batch` images per network call, each failure said on stderr and
+/// added to `failures.tsv` as it happens; returns how many failed and the seconds taken.
 fn extract_all(
     work: &Work,
     todo: &[Input],
+    batch: usize,
     failures: &mut Failures,
     log_every: Duration,
 ) -> anyhow::Result<(usize, f64)> {
-    let mut progress = Progress::new(todo.len() as u64, log_every);
-    let mut failed_now = 0usize;
-    // Decoding and preprocessing run one image ahead on a worker thread.
-    let prepared = prefetch(todo.to_vec(), PREFETCH_DEPTH, |i: &Input| {
+    let mut tally = Tally {
+        progress: Progress::new(todo.len() as u64, log_every),
+        failures,
+        failed: 0,
+    };
+    // Decoding and preprocessing run ahead on a worker thread, up to a batch of images.
+    let prepared = prefetch(todo.to_vec(), PREFETCH_DEPTH.max(batch), |i: &Input| {
         prepare_with_sha256(&i.path)
     });
-    for (input, prepared) in prepared {
-        let input = &input;
-        progress.bar.set_message(input.path.display().to_string());
-        let reason = match extract_one(work, input, prepared) {
+    let mut pending: Vec<(Input, Ready)> = Vec::with_capacity(batch);
+    let mut prepared = prepared.peekable();
+    while let Some((input, ready)) = prepared.next() {
+        tally
+            .progress
+            .bar
+            .set_message(input.path.display().to_string());
+        match ready {
+            Err(e) => tally.settle(&input, Err(e.into()))?,
+            Ok(ready) if batch == 1 => tally.settle(&input, extract_one(work, &input, ready))?,
+            Ok(ready) => pending.push((input, ready)),
+        }
+        if !pending.is_empty() && (pending.len() == batch || prepared.peek().is_none()) {
+            for (input, outcome) in extract_batch(work, pending.drain(..).collect()) {
+                tally.settle(&input, outcome)?;
+            }
+        }
+    }
+    tally.progress.bar.finish_and_clear();
+    Ok((tally.failed, tally.progress.start.elapsed().as_secs_f64()))
+}
+
+/// Where each image's outcome goes: the progress bar, and `failures.tsv` when it failed.
+struct Tally<'a> {
+    progress: Progress,
+    failures: &'a mut Failures,
+    failed: usize,
+}
+
+impl Tally<'_> {
+    fn settle(&mut self, input: &Input, outcome: anyhow::Result<Outcome>) -> anyhow::Result<()> {
+        let reason = match outcome {
             Ok(Outcome::Record) => None,
             Ok(Outcome::NoProposals(reason)) => Some(reason),
             Err(e) => Some(butd_exe::error_text(&e)),
@@ -642,18 +716,17 @@ fn extract_all(
         if let Some(reason) = reason {
             // Most reasons already start with the image's path.
             let path = input.path.display().to_string();
-            progress.println(&if reason.starts_with(&path) {
+            self.progress.println(&if reason.starts_with(&path) {
                 reason.clone()
             } else {
                 format!("{path}: {reason}")
             });
-            failures.add(&input.path, &input.id, &reason)?;
-            failed_now += 1;
+            self.failures.add(&input.path, &input.id, &reason)?;
+            self.failed += 1;
         }
-        progress.inc();
+        self.progress.inc();
+        Ok(())
     }
-    progress.bar.finish_and_clear();
-    Ok((failed_now, progress.start.elapsed().as_secs_f64()))
 }
 
 /// 1 when `failures.tsv` lists an image of this run (this time or in an earlier, resumed run),

@@ -716,3 +716,64 @@ fn a_rerun_with_other_settings_is_refused_naming_the_setting_unless_told() {
         ("fixed", "36")
     );
 }
+
+#[test]
+fn batch_3_writes_the_same_records_and_failures_as_one_image_at_a_time() {
+    let weights = support::synthetic_hf_weights();
+    let images = support::golden_dir().join("images");
+    let list = OutDir::new("batch-list");
+    std::fs::create_dir_all(list.path()).unwrap();
+    // 80 rois, no proposals, 300 rois, a file that does not decode (a failure before the
+    // network), then 80 rois again: two batches of 3 and 1 network images.
+    let broken = list.path().join("broken.jpg");
+    std::fs::write(&broken, b"not a jpeg").unwrap();
+    let copy = list.path().join("tiny_again.png");
+    std::fs::copy(images.join("chelsea_tiny.png"), &copy).unwrap();
+    let inputs = [
+        images.join("chelsea_tiny.png"),
+        images.join("chelsea_micro.png"),
+        images.join("rocket_strip.png"),
+        broken,
+        copy,
+    ];
+    let run = |batch: &str, out: &Path| {
+        let status = butd_extract()
+            .arg("--weights")
+            .arg(&weights)
+            .args(&inputs)
+            .args(["--batch", batch, "--soft-labels", "-o"])
+            .arg(out)
+            .status()
+            .unwrap();
+        assert_eq!(status.code(), Some(1), "--batch {batch}: a failure is listed");
+    };
+    let (one, three) = (OutDir::new("batch-1"), OutDir::new("batch-3"));
+    run("1", one.path());
+    run("3", three.path());
+    let names = |dir: &Path| {
+        let mut n: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(one.path()), names(three.path()));
+    assert_eq!(
+        failure_lines(one.path()),
+        failure_lines(three.path()),
+        "the same failures, with the same reasons"
+    );
+    for id in ["chelsea_tiny", "chelsea_micro", "rocket_strip", "tiny_again"] {
+        let file = format!("{id}.safetensors");
+        let (a, b) = (one.path().join(&file), three.path().join(&file));
+        assert_eq!(read_header(&a).0, read_header(&b).0, "{id}: tensors");
+        // Tensor data: everything after the header, byte for byte.
+        let data = |p: &Path| {
+            let bytes = std::fs::read(p).unwrap();
+            let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+            bytes[8 + n..].to_vec()
+        };
+        assert!(data(&a) == data(&b), "{id}: tensor bytes differ with --batch 3");
+    }
+}

@@ -29,7 +29,9 @@ use std::time::Instant;
 use butd_model::detector::{device_name, parse_device, DetectError, DetectOptions, Detector};
 use butd_model::precision::{Precision, PRECISION_KEY};
 use butd_model::record::{write_no_proposals_record, write_record, RecordInfo};
-use butd_model::throughput::{cuda_memory, detect_with_oom_retry, prefetch};
+use butd_model::throughput::{
+    cuda_memory, detect_batch_with_fallback, detect_with_oom_retry, prefetch,
+};
 use butd_preprocess::{net_input, ImageBgr};
 use butd_verify::regions::match_boxes;
 use butd_verify::{compare_dirs_with, Record, RegionSet, Thresholds};
@@ -288,7 +290,7 @@ fn throughput(
     }) {
         let inputs = inputs?;
         let items: Vec<_> = group.iter().zip(&inputs).collect();
-        for result in detector.detect_batch(&items, &opts) {
+        for result in detect_batch_with_fallback(detector, &items, &opts) {
             result?;
         }
     }

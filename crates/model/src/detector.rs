@@ -342,14 +342,7 @@ impl Detector {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.detect_inner(image, input, opts)
         }))
-        .unwrap_or_else(|payload| {
-            let message = payload
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "a panic without a message".into());
-            Err(DetectError::Internal(message))
-        })
+        .unwrap_or_else(|payload| Err(DetectError::Internal(panic_message(payload))))
     }
 
     /// The blobs before the proposal layer (`data`, `res4b22`, the RPN's) on the CPU, with the
@@ -394,21 +387,17 @@ impl Detector {
     /// [`Detector::detect_prepared`] bit for bit (`tests/chunking.rs`): res5 treats rois
     /// independently, and the batch only changes how many go through at once. An error in one
     /// image is that image's result; a panic in the shared part (a libtorch exception such as
-    /// out of memory) runs the images again one by one, so each gets its own result.
+    /// out of memory) is the outer error, [`DetectError::Internal`], and no image has a result
+    /// ([`crate::throughput::detect_batch_with_fallback`] then runs them one by one).
     pub fn detect_batch(
         &self,
         items: &[(&ImageBgr, &NetInput)],
         opts: &DetectOptions,
-    ) -> Vec<Result<Detection, DetectError>> {
+    ) -> Result<Vec<Result<Detection, DetectError>>, DetectError> {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.detect_batch_inner(items, opts)
         }))
-        .unwrap_or_else(|_| {
-            items
-                .iter()
-                .map(|(image, input)| self.detect_prepared(image, input, opts))
-                .collect()
-        })
+        .map_err(|payload| DetectError::Internal(panic_message(payload)))
     }
 
     fn detect_batch_inner(
@@ -643,6 +632,15 @@ fn early_activations(
         rpn_cls_prob_reshape: cpu(&rpn.cls_prob_reshape),
         rpn_bbox_pred: cpu(&rpn.bbox_pred),
     }
+}
+
+/// The text a panic carried (tch panics with libtorch's exception message).
+fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "a panic without a message".into())
 }
 
 /// A tensor of any device and layout as host f32 values in row-major order.

@@ -134,6 +134,22 @@ pub fn detect_with_oom_retry(
     })
 }
 
+/// [`Detector::detect_batch`], and where its shared part fails (out of memory, or another
+/// libtorch exception), each image again on its own with [`detect_with_oom_retry`], so that
+/// every image gets its own result and one image cannot take the others down with it.
+pub fn detect_batch_with_fallback(
+    detector: &Detector,
+    items: &[(&ImageBgr, &NetInput)],
+    opts: &DetectOptions,
+) -> Vec<Result<Detection, DetectError>> {
+    detector.detect_batch(items, opts).unwrap_or_else(|_| {
+        items
+            .iter()
+            .map(|(image, input)| detect_with_oom_retry(detector, image, input, opts))
+            .collect()
+    })
+}
+
 /// Calls `attempt(chunk)`, halving `chunk` after each out-of-memory failure.
 pub fn retry_halving<T>(
     mut chunk: usize,

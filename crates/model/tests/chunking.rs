@@ -84,7 +84,7 @@ fn a_batch_of_images_gives_each_image_the_bits_it_gets_alone_on_the_cpu() {
                 roi_chunk: Some(chunk),
                 ..opts.clone()
             };
-            let batch = detector.detect_batch(&items, &opts);
+            let batch = detector.detect_batch(&items, &opts).unwrap();
             assert_eq!(batch.len(), names.len());
             for ((name, alone), got) in names.iter().zip(&alone).zip(batch) {
                 match (alone, got) {
