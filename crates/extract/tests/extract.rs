@@ -745,7 +745,11 @@ fn batch_3_writes_the_same_records_and_failures_as_one_image_at_a_time() {
             .arg(out)
             .status()
             .unwrap();
-        assert_eq!(status.code(), Some(1), "--batch {batch}: a failure is listed");
+        assert_eq!(
+            status.code(),
+            Some(1),
+            "--batch {batch}: a failure is listed"
+        );
     };
     let (one, three) = (OutDir::new("batch-1"), OutDir::new("batch-3"));
     run("1", one.path());
@@ -764,7 +768,12 @@ fn batch_3_writes_the_same_records_and_failures_as_one_image_at_a_time() {
         failure_lines(three.path()),
         "the same failures, with the same reasons"
     );
-    for id in ["chelsea_tiny", "chelsea_micro", "rocket_strip", "tiny_again"] {
+    for id in [
+        "chelsea_tiny",
+        "chelsea_micro",
+        "rocket_strip",
+        "tiny_again",
+    ] {
         let file = format!("{id}.safetensors");
         let (a, b) = (one.path().join(&file), three.path().join(&file));
         assert_eq!(read_header(&a).0, read_header(&b).0, "{id}: tensors");
@@ -774,6 +783,9 @@ fn batch_3_writes_the_same_records_and_failures_as_one_image_at_a_time() {
             let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
             bytes[8 + n..].to_vec()
         };
-        assert!(data(&a) == data(&b), "{id}: tensor bytes differ with --batch 3");
+        assert!(
+            data(&a) == data(&b),
+            "{id}: tensor bytes differ with --batch 3"
+        );
     }
 }
