@@ -9,7 +9,7 @@
 
 use std::ops::Range;
 
-use tch::{Kind, Tensor};
+use tch::Tensor;
 
 /// `pooled_h = pooled_w = 14`.
 pub const POOLED_SIZE: usize = 14;
@@ -71,7 +71,9 @@ pub struct RoiPooler {
 }
 
 impl RoiPooler {
-    /// `features`: (1, C, h, w) on any device (`res4b22`, after its ReLU).
+    /// `features`: (1, C, h, w) on any device (`res4b22`, after its ReLU), in any kind: the
+    /// pooled rois come out in it (bf16 in `--precision bf16`: half the bytes to gather, and
+    /// the same bits as rounding float32 pooling, since rounding is monotonic).
     pub fn new(features: &Tensor, bins: Vec<RoiBins>) -> RoiPooler {
         let (channels, feat_h, feat_w) = match features.size()[..] {
             [1, c, h, w] => (c, h, w),
@@ -92,7 +94,7 @@ impl RoiPooler {
         for rows in &row_levels {
             blocks.extend(block_maxima(rows, 1, levels));
         }
-        let zeros = Tensor::zeros([1, channels], (Kind::Float, features.device()));
+        let zeros = Tensor::zeros([1, channels], (features.kind(), features.device()));
         let flat: Vec<Tensor> = blocks.iter().map(|b| b.reshape([-1, channels])).collect();
         let table = Tensor::cat(&[Tensor::cat(&flat, 0), zeros], 0);
         RoiPooler {
@@ -167,6 +169,7 @@ fn block_maxima(t: &Tensor, axis: i64, levels: i64) -> Vec<Tensor> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tch::Kind;
 
     /// §4.1 written out: per roi, per channel, per bin, a max from −FLT_MAX with strict `>`.
     fn roi_pool_direct(feat: &[f32], c: usize, h: usize, w: usize, roi: &[f32; 4]) -> Vec<f32> {
@@ -285,11 +288,22 @@ mod tests {
                 .map(|r| roi_bins(r, h as i64, w as i64))
                 .collect();
             let pooler = RoiPooler::new(&features, bins);
+            // --precision bf16 pools from a bf16 map: rounding is monotonic, so the max of the
+            // rounded values is the rounded max, bit for bit.
+            let bins_again = rois.iter().map(|r| roi_bins(r, h as i64, w as i64));
+            let pooler_bf16 =
+                RoiPooler::new(&features.to_kind(Kind::BFloat16), bins_again.collect());
             for (chunk_start, chunk_len) in [(0usize, n / 3), (n / 3, n - n / 3)] {
                 let pooled = pooler
                     .pool(chunk_start..chunk_start + chunk_len)
                     .contiguous();
                 assert_eq!(pooled.size(), [chunk_len as i64, c as i64, 14, 14]);
+                let pooled_bf16 = pooler_bf16.pool(chunk_start..chunk_start + chunk_len);
+                assert_eq!(pooled_bf16.kind(), Kind::BFloat16);
+                assert!(
+                    pooled_bf16.equal(&pooled.to_kind(Kind::BFloat16)),
+                    "bf16 pooling differs from rounding f32 pooling on {c}×{h}×{w}"
+                );
                 let got: Vec<f32> = Vec::try_from(pooled.flatten(0, -1)).unwrap();
                 for (i, roi) in rois[chunk_start..chunk_start + chunk_len]
                     .iter()
