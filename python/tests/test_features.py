@@ -102,6 +102,14 @@ def test_unknown_ids_and_paths_are_errors(cli_records, tmp_path):
         butd.open_features(tmp_path / "nowhere")
 
 
+def test_a_tsv_holding_an_id_twice_is_refused(tmp_path):
+    row = "\t".join(["7", "2", "3", "1", "AAAAAAAAAAAAAAAAAAAAAA==", "AAAAAA=="])
+    path = tmp_path / "twice.tsv"
+    path.write_text(f"{row}\n{row}\n")
+    with pytest.raises(butd.ButdError, match="line 2: image id 7 appears twice"):
+        butd.open_features(path)
+
+
 def test_a_feature_file_serves_a_torch_dataloader(cli_records, records):
     import torch
 

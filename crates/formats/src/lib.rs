@@ -62,10 +62,10 @@
 //! # Design
 //! - Each format is written and read as its consumer reads it (`docs/formats.md`); every error
 //!   names the file and the line, entry or tensor ([`FormatError`]).
-//! - One reading of every feature file ([`source`], [`canonical`]) serves `butd verify` (the
-//!   Python bindings use its format detection); one id-map reader and one id-policy choice
-//!   ([`IdPolicy::load_map`], [`choose_id_policy`]) serve `butd export`, `butd verify` and
-//!   Python.
+//! - One reading of every feature file ([`source`], [`canonical`]) serves `butd verify` and
+//!   the Python bindings (which detect, list and fetch through [`source`] too); one id-map
+//!   reader and one id-policy choice ([`IdPolicy::load_map`], [`choose_id_policy`]) serve
+//!   `butd export`, `butd verify` and Python.
 //! - Outputs appear whole or not at all (temporary file + rename); no libtorch.
 pub mod canonical;
 mod error;

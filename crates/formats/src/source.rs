@@ -217,6 +217,21 @@ impl TsvLines {
             .map_err(FormatError::io(&self.path))
     }
 
+    /// Calls `visit(id, locator, where)` for every line, read through once for its id (first
+    /// field) and byte offset; the listing of a TSV [`Reader`], apart so that it can run on
+    /// another thread (the LMDB reader cannot move).
+    pub fn list(
+        &mut self,
+        mut visit: impl FnMut(&str, Locator, String),
+    ) -> Result<(), FormatError> {
+        let mut buf = Vec::new();
+        while let Some((line, offset)) = self.next_line(&mut buf)? {
+            let at = format!("line {line}");
+            visit(&first_field(&buf), Locator::Line { offset, line }, at);
+        }
+        Ok(())
+    }
+
     fn read_at(&mut self, offset: u64) -> std::io::Result<Vec<u8>> {
         self.input.seek(SeekFrom::Start(offset))?;
         let mut buf = Vec::new();
@@ -390,13 +405,7 @@ impl Reader {
                     );
                 }
             }
-            Reader::Tsv(lines) => {
-                let mut buf = Vec::new();
-                while let Some((line, offset)) = lines.next_line(&mut buf)? {
-                    let at = format!("line {line}");
-                    visit(&first_field(&buf), Locator::Line { offset, line }, at);
-                }
-            }
+            Reader::Tsv(lines) => lines.list(visit)?,
         }
         Ok(())
     }
@@ -456,8 +465,8 @@ fn at_line(e: FormatError, line: usize) -> String {
     }
 }
 
-/// Decodes one TSV line with the format's own reader.
-fn parse_tsv(meta: &Meta, bytes: &[u8], line: usize) -> Result<crate::Record, String> {
+/// Decodes one TSV line with the format's own reader (errors numbered by the line in the file).
+pub fn parse_tsv(meta: &Meta, bytes: &[u8], line: usize) -> Result<crate::Record, String> {
     let input = Cursor::new(bytes);
     let row = match meta.format {
         Format::ButdTsv => ButdTsvReader::new(input, &meta.path).next(),
@@ -540,5 +549,33 @@ mod tests {
         assert_eq!(buf, b"42\tcd");
         assert_eq!(t.next_line(&mut buf).unwrap(), None);
         assert_eq!(t.read_at(8).unwrap(), b"42\tcd");
+    }
+
+    #[test]
+    fn a_tsv_row_fetched_by_id_is_parsed_and_its_errors_name_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.tsv");
+        let row = "1\tAAAAAAAAAAAAAAAAAAAAAA==\tAAAAAA==\n";
+        std::fs::write(&p, format!("7\t2\t3\t{row}\n8\tnot-a-width\t3\t{row}")).unwrap();
+        let Source { meta, mut reader } = Source::open(&SourceSpec::new(&p)).unwrap();
+        let mut at = std::collections::HashMap::new();
+        reader
+            .list(&meta, |id, loc, _| {
+                at.insert(id.to_string(), loc);
+            })
+            .unwrap();
+        let Raw::Line { bytes, line } = reader.fetch(&meta, &at["7"]).unwrap() else {
+            panic!("a TSV row is fetched as a line");
+        };
+        let row = parse_tsv(&meta, &bytes, line).unwrap();
+        assert_eq!(
+            (row.image_id.as_str(), row.image_h, row.image_w),
+            ("7", 3, 2)
+        );
+        let Raw::Line { bytes, line } = reader.fetch(&meta, &at["8"]).unwrap() else {
+            panic!("a TSV row is fetched as a line");
+        };
+        let e = parse_tsv(&meta, &bytes, line).unwrap_err();
+        assert!(e.contains("x.tsv") && e.contains("line 3"), "{e}");
     }
 }

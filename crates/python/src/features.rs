@@ -1,20 +1,18 @@
 //! `butd.open_features`: any feature file `butd verify` reads (records folder, BUTD / LXMERT
-//! TSV, UNITER img_db or npz folder, VQA HDF5), format detected by content
-//! (`butd_formats::detect_format`), opened as a read-only id → record lookup. Each lookup reads
-//! one record through the `butd_formats` reader of its format; TSVs are indexed once (one pass
-//! keeping each row's byte offset, not its values), so a COCO-sized TSV is never held in memory.
+//! TSV, UNITER img_db or npz folder, VQA HDF5), opened and indexed by `butd_formats`'s source
+//! (format detected by content, images listed by id, one record fetched at a time; a TSV is
+//! indexed once by byte offset, not values, so a COCO-sized TSV is never held in memory). Each
+//! record is read in its own format's terms (its reader's record, not the canonical f64 one).
 //!
 //! Values cross as `(dtype, shape, bytes)` triples that the Python side wraps as read-only
 //! numpy arrays (`numpy.frombuffer`), so every format, float16 included, takes one path.
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Cursor, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
-use butd_formats::{detect_format, Format};
+use butd_formats::source::{parse_tsv, Locator, Meta, Raw, Reader, Source};
 use butd_formats::{
-    read_uniter_npz, ButdTsvReader, LxmertTsvReader, NdArray, Record, UniterLmdbReader, VqaHdf5,
+    detect_format, read_uniter_npz, Format, FormatError, NdArray, Record, SourceSpec, VqaImage,
 };
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -36,29 +34,14 @@ enum Value {
 
 type Values = Vec<(String, Value)>;
 
-/// How one format finds a record by id.
-enum Index {
-    /// Records (`<id>.safetensors`) or UNITER npz files (`<id>.npz`).
-    Files(HashMap<String, PathBuf>),
-    /// Byte offset and length of each row.
-    Tsv {
-        rows: HashMap<String, (u64, usize)>,
-        lxmert: bool,
-    },
-    /// id (name without `.npz`) → LMDB key.
-    Lmdb(UniterLmdbReader, HashMap<String, String>),
-    /// id → image index.
-    Vqa(VqaHdf5, HashMap<String, usize>),
-}
-
 /// `unsendable`: the LMDB reader holds a thread-bound read transaction. A torch `Dataset`
 /// opens the file in each DataLoader worker (worker processes, each its own object).
 #[pyclass(module = "butd._butd", name = "_FeatureFile", unsendable)]
 pub struct FeatureFile {
-    path: PathBuf,
-    format: Format,
+    meta: Meta,
+    reader: Reader,
     ids: Vec<String>,
-    index: Index,
+    at: HashMap<String, Locator>,
 }
 
 #[pymethods]
@@ -66,36 +49,31 @@ impl FeatureFile {
     #[new]
     fn open(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
         let (format, path) = guard(py, || Ok(detect_format(&path)?))?;
+        let spec = SourceSpec::new(&path).with_format(format);
+        let Source { meta, mut reader } = catch(|| Ok(Source::open(&spec)?))?;
         // Only the TSV pass takes long enough to release the GIL for; the LMDB reader is not
-        // `Send` and so could not be built without it anyway.
-        let (ids, index) = match format {
-            Format::Records => catch(|| files(&path, "safetensors"))?,
-            Format::UniterNpz => catch(|| files(&path, "npz"))?,
-            Format::UniterLmdb => catch(|| open_lmdb(&path))?,
-            Format::VqaHdf5 => catch(|| vqa(&path))?,
-            Format::ButdTsv | Format::LxmertTsv => {
-                let (ids, rows) = guard(py, || tsv(&path))?;
-                let lxmert = format == Format::LxmertTsv;
-                (ids, Index::Tsv { rows, lxmert })
-            }
+        // `Send` and so could not be listed without it anyway.
+        let (ids, at) = match &mut reader {
+            Reader::Tsv(lines) => guard(py, || index(&path, |visit| lines.list(visit)))?,
+            other => catch(|| index(&path, |visit| other.list(&meta, visit)))?,
         };
         Ok(FeatureFile {
-            path,
-            format,
+            meta,
+            reader,
             ids,
-            index,
+            at,
         })
     }
 
     /// `records`, `butd-tsv`, `lxmert-tsv`, `uniter-lmdb`, `uniter-npz` or `vqa-hdf5`.
     #[getter]
     fn format(&self) -> &'static str {
-        self.format.name()
+        self.meta.format.name()
     }
 
     #[getter]
     fn path(&self) -> PathBuf {
-        self.path.clone()
+        self.meta.path.clone()
     }
 
     /// The ids, in the file's order.
@@ -108,20 +86,22 @@ impl FeatureFile {
     }
 
     fn __contains__(&self, id: &str) -> bool {
-        match &self.index {
-            Index::Files(m) => m.contains_key(id),
-            Index::Tsv { rows, .. } => rows.contains_key(id),
-            Index::Lmdb(_, m) => m.contains_key(id),
-            Index::Vqa(_, m) => m.contains_key(id),
-        }
+        self.at.contains_key(id)
     }
 
     /// The record of `id` as `{name: value}`; `KeyError` for an unknown id.
     fn get<'py>(&mut self, py: Python<'py>, id: &str) -> PyResult<Bound<'py, PyDict>> {
-        if !self.__contains__(id) {
+        let Some(at) = self.at.get(id) else {
             return Err(pyo3::exceptions::PyKeyError::new_err(id.to_string()));
-        }
-        let values = catch(|| self.read(id))?;
+        };
+        let values = catch(|| {
+            read(
+                &self.meta,
+                self.reader
+                    .fetch(&self.meta, at)
+                    .map_err(anyhow::Error::msg)?,
+            )
+        })?;
         let d = PyDict::new(py);
         for (name, value) in values {
             match value {
@@ -136,51 +116,59 @@ impl FeatureFile {
     }
 }
 
-impl FeatureFile {
-    fn read(&mut self, id: &str) -> anyhow::Result<Values> {
-        match &mut self.index {
-            Index::Files(m) if self.format == Format::Records => read_record_file(&m[id]),
-            Index::Files(m) => Ok(ndarrays(read_uniter_npz(&m[id])?.arrays)),
-            Index::Tsv { rows, lxmert } => {
-                let (offset, len) = rows[id];
-                let mut line = vec![0u8; len];
-                let mut file = File::open(&self.path)
-                    .with_context(|| format!("{}: cannot open", self.path.display()))?;
-                file.seek(SeekFrom::Start(offset))?;
-                file.read_exact(&mut line).with_context(|| {
-                    format!("{}: cannot read the row of {id}", self.path.display())
-                })?;
-                let row = if *lxmert {
-                    LxmertTsvReader::new(Cursor::new(line), &self.path).next()
-                } else {
-                    ButdTsvReader::new(Cursor::new(line), &self.path).next()
-                };
-                Ok(record_values(
-                    row.ok_or_else(|| anyhow!("{id}: empty row"))??,
-                ))
-            }
-            Index::Lmdb(reader, keys) => Ok(ndarrays(reader.get(&keys[id])?.arrays)),
-            Index::Vqa(file, images) => {
-                let img = file.image(images[id])?;
-                let k = img.image_bb.len();
-                Ok(vec![
-                    ("image_id".into(), Value::Int(img.image_id)),
-                    (
-                        "image_bb".into(),
-                        f32s(img.image_bb.iter().flatten(), vec![k, 4]),
-                    ),
-                    (
-                        "spatial_features".into(),
-                        f32s(img.spatial.iter().flatten(), vec![k, 6]),
-                    ),
-                    (
-                        "image_features".into(),
-                        f32s(img.features.iter(), vec![k, img.feature_dim]),
-                    ),
-                ])
-            }
+/// The source's listing as ids in the file's order and where each image is. An id seen twice
+/// is an error (`butd verify` keeps the first and reports the second; a lookup by id cannot).
+fn index(
+    path: &Path,
+    list: impl FnOnce(&mut dyn FnMut(&str, Locator, String)) -> Result<(), FormatError>,
+) -> anyhow::Result<(Vec<String>, HashMap<String, Locator>)> {
+    let (mut ids, mut at, mut twice) = (Vec::new(), HashMap::new(), None);
+    list(&mut |id, loc, place| {
+        if at.insert(id.to_string(), loc).is_some() {
+            twice.get_or_insert_with(|| {
+                format!("{}: {place}: image id {id} appears twice", path.display())
+            });
+        } else {
+            ids.push(id.to_string());
         }
+    })?;
+    match twice {
+        Some(e) => bail!(e),
+        None => Ok((ids, at)),
     }
+}
+
+/// A fetched image in its own format's terms: a record file's tensors, a TSV row's fields,
+/// UNITER's arrays or the VQA HDF5's datasets.
+fn read(meta: &Meta, raw: Raw) -> anyhow::Result<Values> {
+    Ok(match raw {
+        Raw::File(p) if meta.format == Format::Records => read_record_file(&p)?,
+        Raw::File(p) => ndarrays(read_uniter_npz(&p)?.arrays),
+        Raw::Line { bytes, line } => {
+            record_values(parse_tsv(meta, &bytes, line).map_err(anyhow::Error::msg)?)
+        }
+        Raw::Uniter(entry) => ndarrays(entry.arrays),
+        Raw::Vqa(img) => vqa_values(&img),
+    })
+}
+
+fn vqa_values(img: &VqaImage) -> Values {
+    let k = img.image_bb.len();
+    vec![
+        ("image_id".into(), Value::Int(img.image_id)),
+        (
+            "image_bb".into(),
+            f32s(img.image_bb.iter().flatten(), vec![k, 4]),
+        ),
+        (
+            "spatial_features".into(),
+            f32s(img.spatial.iter().flatten(), vec![k, 6]),
+        ),
+        (
+            "image_features".into(),
+            f32s(img.features.iter(), vec![k, img.feature_dim]),
+        ),
+    ]
 }
 
 fn f32s<'a>(values: impl Iterator<Item = &'a f32>, shape: Vec<usize>) -> Value {
@@ -190,81 +178,6 @@ fn f32s<'a>(values: impl Iterator<Item = &'a f32>, shape: Vec<usize>) -> Value {
 fn i64s(values: &[i64]) -> Value {
     let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     Value::Array("<i8", vec![values.len()], bytes)
-}
-
-/// Every file `<id>.<ext>` directly in `dir`, sorted by id.
-fn files(dir: &Path, ext: &str) -> anyhow::Result<(Vec<String>, Index)> {
-    let mut found = Vec::new();
-    for entry in
-        std::fs::read_dir(dir).with_context(|| format!("{}: cannot list", dir.display()))?
-    {
-        let path = entry?.path();
-        if path.extension().and_then(|e| e.to_str()) == Some(ext) {
-            let id = path
-                .file_stem()
-                .unwrap_or_default()
-                .to_string_lossy()
-                .into_owned();
-            found.push((id, path));
-        }
-    }
-    found.sort();
-    let ids = found.iter().map(|(id, _)| id.clone()).collect();
-    Ok((ids, Index::Files(found.into_iter().collect())))
-}
-
-/// One pass over the TSV: each row's id (its first field) and where the row is.
-fn tsv(path: &Path) -> anyhow::Result<(Vec<String>, HashMap<String, (u64, usize)>)> {
-    let file = File::open(path).with_context(|| format!("{}: cannot open", path.display()))?;
-    let mut input = BufReader::with_capacity(1 << 20, file);
-    let (mut ids, mut rows) = (Vec::new(), HashMap::new());
-    let (mut offset, mut line) = (0u64, Vec::new());
-    loop {
-        line.clear();
-        let n = input.read_until(b'\n', &mut line)?;
-        if n == 0 {
-            break;
-        }
-        let id_end = line.iter().position(|&b| b == b'\t').unwrap_or(0);
-        if id_end == 0 && !line.trim_ascii().is_empty() {
-            bail!(
-                "{}: line {}: no tab-separated id",
-                path.display(),
-                ids.len() + 1
-            );
-        }
-        if id_end > 0 {
-            let id = String::from_utf8_lossy(&line[..id_end]).into_owned();
-            if rows.insert(id.clone(), (offset, n)).is_some() {
-                bail!("{}: image id {id} appears twice", path.display());
-            }
-            ids.push(id);
-        }
-        offset += n as u64;
-    }
-    Ok((ids, rows))
-}
-
-fn open_lmdb(dir: &Path) -> anyhow::Result<(Vec<String>, Index)> {
-    let reader = UniterLmdbReader::open(dir)?;
-    let ids: Vec<String> = reader
-        .keys()
-        .iter()
-        .map(|k| k.strip_suffix(".npz").unwrap_or(k).to_string())
-        .collect();
-    let keys = ids
-        .iter()
-        .cloned()
-        .zip(reader.keys().iter().cloned())
-        .collect();
-    Ok((ids, Index::Lmdb(reader, keys)))
-}
-
-fn vqa(path: &Path) -> anyhow::Result<(Vec<String>, Index)> {
-    let file = VqaHdf5::open(path)?;
-    let ids: Vec<String> = file.image_ids().iter().map(|i| i.to_string()).collect();
-    let images = ids.iter().cloned().zip(0..).collect();
-    Ok((ids, Index::Vqa(file, images)))
 }
 
 fn ndarrays(arrays: Vec<(String, NdArray)>) -> Values {
