@@ -112,9 +112,9 @@ struct Args {
     /// `cpu`, `cuda` or `cuda:N`
     #[arg(long, default_value = "cpu")]
     device: String,
-    /// `exact` (float32, the golden-gated default), `bf16` (res5 in bfloat16: ≈ 3–4× faster on
-    /// CPUs with AMX, gate `butd verify --profile fast`) or `tf32` (CUDA only). Records state it
-    /// as `precision` = fp32 / bf16 / tf32 (docs/model.md, "Fast modes")
+    /// `exact` (float32, the golden-gated default), `bf16` (res5 in bfloat16: ≈ 2× exact on a
+    /// 2-core CPU with AMX, gate `butd verify --profile fast`) or `tf32` (CUDA only). Records
+    /// state it as `precision` = fp32 / bf16 / tf32 (docs/model.md, "Fast modes")
     #[arg(long, default_value = "exact", value_parser = parse_precision)]
     precision: Precision,
     /// generate_tsv's MIN_BOXES
