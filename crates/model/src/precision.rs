@@ -22,7 +22,8 @@
 //!
 //! A bf16 trunk (res2–res4 in bf16, channels-last) was tried and rejected. The trunk is 7 % of
 //! the FLOPs but, in f32 NCHW, about a fifth of exact mode's time, so it is what keeps bf16
-//! from 3×: with it the golden set ran 2.77× exact's speed in the same run (against ≈ 2×).
+//! from 3×: with it the golden set ran 2.77× exact's speed in the same run at load 9 (res5
+//! alone: ≈ 2× at that load, 2.88× idle; docs/model.md, "Fast modes").
 //! But it moved the proposals: rois matched at IoU ≥ 0.9 fell to 84.3 %, kept boxes matched to
 //! 66.2 %, object labels on matched boxes to 97.4 % (load average 9; keeping the residual
 //! stream in f32 between the bf16 convolutions gave 87.2 %, 71.8 %, 98.1 %). Near-tied RPN
