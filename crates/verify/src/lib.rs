@@ -13,6 +13,30 @@
 //! TSV, UNITER img_db / npz, VQA HDF5), which `butd_formats` opens as records
 //! (`butd_formats::source`, `butd_formats::canonical`); verify pairs them with records or with
 //! each other by image id (`pairing`); large TSVs are streamed.
+//!
+//! ```
+//! use butd_verify::{compare_records, Dtype, Record, Status, Tensor, Thresholds};
+//! // Two kept boxes' `cls_prob` rows: the candidate's second row is off by 0.25.
+//! let record = |values: Vec<f64>| {
+//!     let mut r = Record::default();
+//!     let t = Tensor::new("cls_prob", Dtype::F32, vec![2, 2], values).unwrap();
+//!     r.tensors.insert("cls_prob".into(), t);
+//!     r
+//! };
+//! let th = Thresholds::builtin(None)?; // parity.toml, as `butd verify` uses it
+//! let golden = record(vec![0.75, 0.25, 0.5, 0.5]);
+//! let same = compare_records("img", &golden, &record(vec![0.75, 0.25, 0.5, 0.5]), &th);
+//! let off = compare_records("img", &golden, &record(vec![0.75, 0.25, 0.25, 0.75]), &th);
+//! assert_eq!(same.status, Status::Pass);
+//! assert_eq!(off.status, Status::Fail);
+//! # Ok::<(), butd_verify::VerifyError>(())
+//! ```
+//!
+//! # Design
+//! Opening files is `butd_formats`'s job and the record contract `butd_record`'s; this crate
+//! pairs, compares (`compare`: by index and as region sets), attributes divergences to
+//! golden near-ties (`ties`), gates (`gate`, [`Thresholds`]) and renders the report
+//! (`render`: terminal and HTML from the same report data; JSON is the data itself).
 pub mod boxes;
 mod compare;
 mod engine;
